@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,8 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	triggers    *prometheus.CounterVec
+	attempts    *prometheus.CounterVec
+	holds       *prometheus.CounterVec
 	runs        *prometheus.CounterVec
 	budgetUsed  *prometheus.GaugeVec
 	budgetLimit *prometheus.GaugeVec
@@ -52,6 +55,14 @@ func NewMetrics() *Metrics {
 			Name: "hexcron_triggers_total",
 			Help: "RunProject attempts by outcome (created, rate_limited, ambiguous, ...).",
 		}, []string{"outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hexcron_trigger_attempts_total",
+			Help: "RunProject HTTP attempts by outcome class (ok, rate_limited, kernel_cap, ambiguous, auth, permanent, unreachable, canceled).",
+		}, []string{"class"}),
+		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hexcron_trigger_holds_total",
+			Help: "Times triggering was held, by reason (kernel_cap, rate_limited, auth).",
+		}, []string{"reason"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_runs_total",
 			Help: "Runs that reached a final status, by that status.",
@@ -93,7 +104,7 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.triggers, m.runs, m.budgetUsed, m.budgetLimit, m.delay, m.nextFiring,
+		m.triggers, m.attempts, m.holds, m.runs, m.budgetUsed, m.budgetLimit, m.delay, m.nextFiring,
 		m.rateLimited, m.reconciles, m.lastSuccess, m.reloads,
 	)
 	m.rateLimited.WithLabelValues("true")
@@ -245,4 +256,32 @@ func (m *Metrics) ObserveReload(ok bool) {
 		r = reloadSuccess
 	}
 	m.reloads.WithLabelValues(r).Inc()
+}
+
+// The methods below make *Metrics satisfy hexclient.Observer, so the daemon can pass
+// its Metrics to the Hex client as they are.
+
+// OnTrigger counts one RunProject attempt by its class name in
+// hexcron_trigger_attempts_total. The client's end-of-Trigger outcomes (prefixed
+// "trigger_") are ignored: the daemon counts those per slot with ObserveTrigger.
+func (m *Metrics) OnTrigger(outcome string) {
+	if m == nil || strings.HasPrefix(outcome, "trigger_") {
+		return
+	}
+	m.attempts.WithLabelValues(outcome).Inc()
+}
+
+// On429 is Observe429.
+func (m *Metrics) On429(predicted bool) { m.Observe429(predicted) }
+
+// OnReconcile is ObserveReconcile.
+func (m *Metrics) OnReconcile(result string) { m.ObserveReconcile(result) }
+
+// OnHold counts one hold of triggering by its reason; until is not exported (a hold
+// "until a probe succeeds" has none).
+func (m *Metrics) OnHold(reason string, _ time.Time) {
+	if m == nil {
+		return
+	}
+	m.holds.WithLabelValues(reason).Inc()
 }

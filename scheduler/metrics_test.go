@@ -162,8 +162,21 @@ func TestMetricsScrape(t *testing.T) {
 	m.ObserveReload(true)
 	m.ObserveReload(false)
 	m.ObserveReload(true)
+	m.OnTrigger("ok")
+	m.OnTrigger("ambiguous")
+	m.OnTrigger("ok")
+	m.OnTrigger("trigger_created") // counted by the daemon through ObserveTrigger, not here
+	m.On429(false)
+	m.OnReconcile("none")
+	m.OnHold("kernel_cap", time.Time{})
 
 	fams = scrape(t, base)
+	if f := fams["hexcron_triggers_total"]; len(f.GetMetric()) != 2 {
+		t.Errorf("hexcron_triggers_total has %d series, want 2 (created, rate_limited): %v", len(f.GetMetric()), f)
+	}
+	if f := fams["hexcron_trigger_attempts_total"]; len(f.GetMetric()) != 2 {
+		t.Errorf("hexcron_trigger_attempts_total has %d series, want 2 (ok, ambiguous): %v", len(f.GetMetric()), f)
+	}
 	tests := []struct {
 		name   string
 		labels map[string]string
@@ -179,7 +192,11 @@ func TestMetricsScrape(t *testing.T) {
 		{"hexcron_budget_limit", map[string]string{"rule": "60/1h"}, 60},
 		{"hexcron_next_firing_seconds", nil, 42.5},
 		{"hexcron_rate_limited_total", map[string]string{"predicted": "true"}, 1},
-		{"hexcron_rate_limited_total", map[string]string{"predicted": "false"}, 2},
+		{"hexcron_rate_limited_total", map[string]string{"predicted": "false"}, 3},
+		{"hexcron_trigger_attempts_total", map[string]string{"class": "ok"}, 2},
+		{"hexcron_trigger_attempts_total", map[string]string{"class": "ambiguous"}, 1},
+		{"hexcron_reconciles_total", map[string]string{"result": "none"}, 1},
+		{"hexcron_trigger_holds_total", map[string]string{"reason": "kernel_cap"}, 1},
 		{"hexcron_reconciles_total", map[string]string{"result": "adopted"}, 2},
 		{"hexcron_reconciles_total", map[string]string{"result": "retriggered"}, 1},
 		{"hexcron_last_success_timestamp_seconds", map[string]string{"schedule": "daily-report"}, float64(lastOK.Unix()) + 0.5},
@@ -276,6 +293,10 @@ func TestMetricsNilSafe(t *testing.T) {
 	m.ObserveReconcile("adopted")
 	m.SetLastSuccess("s", time.Unix(0, 0))
 	m.ObserveReload(true)
+	m.OnTrigger("ok")
+	m.On429(true)
+	m.OnReconcile("none")
+	m.OnHold("auth", time.Time{})
 	if m.Registry() != nil {
 		t.Error("nil Metrics has a registry")
 	}
