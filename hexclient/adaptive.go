@@ -1,0 +1,70 @@
+package hexclient
+
+import (
+	"sync"
+	"time"
+)
+
+// Decrease is the factor applied to every effective limit on a 429 the budget did
+// not predict (another client shares this Hex user).
+const Decrease = 0.7
+
+// adaptive holds the effective usable count of each trigger rule: multiplicative
+// decrease on an unpredicted 429, +1 per rule window without one, never above the
+// configured Limit-Reserve, never below 1.
+type adaptive struct {
+	mu      sync.Mutex
+	rules   []Rule
+	eff     []int
+	since   []time.Time // start of the current recovery step, per rule
+	episode bool        // shrunk and not yet fully recovered
+}
+
+func newAdaptive(rules []Rule) *adaptive {
+	a := &adaptive{rules: rules, eff: make([]int, len(rules)), since: make([]time.Time, len(rules))}
+	for i, r := range rules {
+		a.eff[i] = r.usable()
+	}
+	return a
+}
+
+// usable returns the effective usable counts at now.
+func (a *adaptive) usable(now time.Time) []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recoverLocked(now)
+	return append([]int(nil), a.eff...)
+}
+
+func (a *adaptive) recoverLocked(now time.Time) {
+	full := true
+	for i, r := range a.rules {
+		if a.eff[i] < r.usable() && r.Per > 0 {
+			if k := int(now.Sub(a.since[i]) / r.Per); k > 0 {
+				a.eff[i] = min(r.usable(), a.eff[i]+k)
+				a.since[i] = a.since[i].Add(time.Duration(k) * r.Per)
+			}
+		}
+		if a.eff[i] < r.usable() {
+			full = false
+		}
+	}
+	if full {
+		a.episode = false
+	}
+}
+
+// decrease shrinks every effective limit ×Decrease at now. It reports whether this
+// starts a new episode (the limits were at full strength), which deserves one WARN.
+func (a *adaptive) decrease(now time.Time) (newEpisode bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recoverLocked(now)
+	newEpisode = !a.episode
+	a.episode = true
+	for i := range a.rules {
+		a.eff[i] = max(1, int(float64(a.eff[i])*Decrease))
+		a.since[i] = now
+	}
+	return newEpisode
+}

@@ -1,0 +1,561 @@
+package hexclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// TriggerRequest is one slot to trigger.
+type TriggerRequest struct {
+	// Slot is the slot key; every attempt is recorded in the Ledger under it.
+	Slot string
+	// ProjectID is the Hex project to run.
+	ProjectID string
+	// Body is the RunProject request body.
+	Body RunRequest
+	// Deadline is the last instant a new attempt may be sent (zero: none).
+	Deadline time.Time
+	// Claimed reports whether a run id is already recorded for another slot; such
+	// runs are never adopted. May be nil.
+	Claimed func(runID string) bool
+}
+
+// Triggered is the run a Trigger created or adopted.
+type Triggered struct {
+	RunID        string
+	RunURL       string
+	RunStatusURL string
+	TraceID      string
+	// Adopted is true when an ambiguous attempt's run was found by listing.
+	Adopted bool
+	// Attempts is how many RunProject requests were sent.
+	Attempts int
+	// Sent is when the attempt that created the run was sent (for an adopted run, the
+	// earliest unresolved attempt).
+	Sent time.Time
+}
+
+// errDeadlineReached is internal: a wait ended at the slot's deadline.
+var errDeadlineReached = errors.New("deadline reached")
+
+// triggerRun is the state of one Trigger call.
+type triggerRun struct {
+	c          *Client
+	req        TriggerRequest
+	log        *slog.Logger
+	body       []byte
+	attempts   int
+	unresolved time.Time // earliest send time of an ambiguous attempt not yet resolved
+	ambN       int       // ambiguous or unreachable outcomes so far (backoff exponent)
+	last       error
+}
+
+// Trigger creates one run for req.Slot, or adopts the run an ambiguous attempt
+// created. It blocks until the run exists (*Triggered), the request fails permanently
+// (*APIError with Class ClassPermanent), req.Deadline passes (*DeadlineError, matching
+// ErrDeadline) or ctx ends (*CanceledError). A Ledger error (for instance a slot
+// already triggered elsewhere) is returned wrapped. See docs/trigger-protocol.md.
+func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, error) {
+	body, err := marshalBody(req.Body)
+	if err != nil {
+		return nil, fmt.Errorf("hexclient: trigger %s: %w", req.Slot, err)
+	}
+	if req.Deadline.IsZero() {
+		req.Deadline = time.Unix(1<<62, 0)
+	}
+	t := &triggerRun{c: c, req: req, body: body,
+		log: c.log.With(KeyProject, req.ProjectID, KeySlot, req.Slot)}
+	res, err := t.run(ctx)
+	switch {
+	case res != nil && res.Adopted:
+		c.obs.OnTrigger("trigger_adopted")
+	case res != nil:
+		c.obs.OnTrigger("trigger_created")
+	case errors.Is(err, ErrDeadline):
+		c.obs.OnTrigger("trigger_deadline")
+	case errors.As(err, new(*CanceledError)):
+		c.obs.OnTrigger("trigger_canceled")
+	default:
+		c.obs.OnTrigger("trigger_failed")
+	}
+	return res, err
+}
+
+func (t *triggerRun) deadlineErr() error {
+	return &DeadlineError{Slot: t.req.Slot, Deadline: t.req.Deadline, Attempts: t.attempts, Last: t.last, Unresolved: t.unresolved}
+}
+
+func (t *triggerRun) canceledErr(err error) error {
+	return &CanceledError{Slot: t.req.Slot, Attempts: t.attempts, Unresolved: t.unresolved, Err: err}
+}
+
+// stopErr converts a wait's error into Trigger's error.
+func (t *triggerRun) stopErr(err error) error {
+	if errors.Is(err, errDeadlineReached) {
+		return t.deadlineErr()
+	}
+	return t.canceledErr(err)
+}
+
+func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
+	c := t.c
+	for {
+		if !t.unresolved.IsZero() {
+			res, err := t.resolve(ctx)
+			if res != nil || err != nil {
+				return res, err
+			}
+		}
+		if !c.clock.Now().Before(t.req.Deadline) {
+			return nil, t.deadlineErr()
+		}
+		token, id, sent, rbDone, err := t.admit(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.attempts++
+		alog := t.log.With(KeyAttempt, t.attempts)
+		resp, sendErr := c.send(ctx, "run project", token, http.MethodPost, "/projects/"+url.PathEscape(t.req.ProjectID)+"/runs", nil, t.body)
+		arrived := c.clock.Now()
+		rbDone(arrived)
+		if err := c.ledger.Complete(context.WithoutCancel(ctx), id, arrived); err != nil {
+			alog.Warn("could not record the attempt's completion in the ledger", KeyErr, err)
+		}
+		var class Class
+		var apiErr *APIError
+		if sendErr != nil {
+			errors.As(sendErr, &apiErr)
+			class = apiErr.Class
+		} else {
+			class = Classify(resp.status, nil)
+			if class != ClassOK {
+				apiErr = newHTTPError("run project", resp.status, resp.header, resp.body, redactor(token))
+			}
+		}
+		c.obs.OnTrigger(class.String())
+		if apiErr != nil {
+			t.last = apiErr
+		}
+		switch class {
+		case ClassOK:
+			created, err := decodeRunCreated(resp.body)
+			if err != nil {
+				// A 2xx without a run id: a run probably exists; find it.
+				alog.Warn("RunProject answered 2xx with an unreadable body; reconciling", KeyStatus, resp.status, KeyErr, err)
+				t.last = &APIError{Op: "run project", Status: resp.status, Class: ClassAmbiguous, Err: err}
+				t.markAmbiguous(sent)
+				continue
+			}
+			if created.TraceID == "" {
+				created.TraceID = resp.header.Get("x-trace-id")
+			}
+			c.succeeded(created.RunID, arrived)
+			if created.RunStatusURL == "" {
+				created.RunStatusURL = c.runStatusURL(t.req.ProjectID, created.RunID)
+			}
+			alog.Info("run triggered", KeyRun, created.RunID, KeyTraceID, created.TraceID)
+			return &Triggered{RunID: created.RunID, RunURL: created.RunURL, RunStatusURL: created.RunStatusURL,
+				TraceID: created.TraceID, Attempts: t.attempts, Sent: sent}, nil
+
+		case ClassRateLimited:
+			t.rateLimited(alog, resp, apiErr, arrived)
+
+		case ClassKernelCap:
+			wait, ok := HeaderWait(resp.header, arrived)
+			c.mu.Lock()
+			n := c.kernelN
+			c.kernelN++
+			c.mu.Unlock()
+			if !ok {
+				wait = c.halfJitter(c.cfg.KernelBackoff, n)
+			}
+			until := arrived.Add(wait)
+			c.setHold("kernel_cap", until)
+			alog.Warn("Hex is at its running-kernel cap (503, no run created); holding triggers until a run ends",
+				KeyStatus, resp.status, KeyWait, wait, KeyTraceID, apiErr.TraceID)
+
+		case ClassAmbiguous:
+			alog.Warn("RunProject outcome is ambiguous; will list the project's runs before any retry",
+				KeyStatus, statusOf(resp), KeyErr, apiErr, KeyTraceID, apiErr.TraceID)
+			t.markAmbiguous(sent)
+
+		case ClassUnreachable:
+			wait := c.jitter(c.cfg.ServerBackoff, t.ambN)
+			t.ambN++
+			alog.Warn("Hex unreachable (nothing was sent); retrying", KeyErr, apiErr, KeyWait, wait)
+			if err := c.sleepUntil(ctx, arrived.Add(wait), t.req.Deadline, nil); err != nil {
+				return nil, t.stopErr(err)
+			}
+
+		case ClassAuth:
+			c.pauseAuth(alog, apiErr)
+
+		case ClassCanceled:
+			t.markAmbiguous(sent)
+			return nil, t.canceledErr(apiErr.Err)
+
+		default: // ClassPermanent
+			alog.Error("RunProject failed permanently; not retrying",
+				KeyStatus, apiErr.Status, KeyErr, apiErr, KeyTraceID, apiErr.TraceID)
+			return nil, apiErr
+		}
+	}
+}
+
+func statusOf(r *response) int {
+	if r == nil {
+		return 0
+	}
+	return r.status
+}
+
+func (t *triggerRun) markAmbiguous(sent time.Time) {
+	if t.unresolved.IsZero() {
+		t.unresolved = sent
+	}
+}
+
+// rateLimited handles a 429 on a trigger the budget had admitted.
+func (t *triggerRun) rateLimited(alog *slog.Logger, resp *response, apiErr *APIError, now time.Time) {
+	c := t.c
+	c.obs.On429(false)
+	if c.adapt.decrease(now) {
+		alog.Warn("Hex answered 429 to a trigger the budget had admitted: another client shares this Hex user; shrinking the effective trigger limits",
+			KeyStatus, resp.status, KeyTraceID, apiErr.TraceID, "factor", Decrease)
+	}
+	c.mu.Lock()
+	n := c.rateN
+	c.rateN++
+	c.mu.Unlock()
+	wait, ok := HeaderWait(resp.header, now)
+	if !ok {
+		wait = c.jitter(c.cfg.RateLimitBackoff, n)
+	}
+	apiErr.RetryAfter = wait
+	c.setHold("rate_limited", now.Add(wait))
+	alog.Info("rate limited; waiting", KeyWait, wait, KeyTraceID, apiErr.TraceID)
+}
+
+// admit waits for the hold, the auth pause, the token and the budget, and records
+// one attempt in the ledger (and in the all-calls read log).
+func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent time.Time, done func(time.Time), err error) {
+	c := t.c
+	for {
+		now := c.clock.Now()
+		if !now.Before(t.req.Deadline) {
+			return "", 0, time.Time{}, nil, t.deadlineErr()
+		}
+		c.mu.Lock()
+		until, reason, paused, changed := c.holdUntil, c.holdReason, c.authPaused, c.holdChanged
+		c.mu.Unlock()
+		if paused {
+			if err := c.probeAuth(ctx, t.req.Deadline, t.log); err != nil {
+				return "", 0, time.Time{}, nil, t.stopErr(err)
+			}
+			continue
+		}
+		if until.After(now) {
+			t.log.Debug("triggers held", "reason", reason, KeyWait, until.Sub(now))
+			if err := c.sleepUntil(ctx, until, t.req.Deadline, changed); err != nil {
+				return "", 0, time.Time{}, nil, t.stopErr(err)
+			}
+			continue
+		}
+		tok, terr := c.cfg.Token.Token()
+		if terr != nil {
+			c.pauseAuth(t.log, &APIError{Op: "read token", Class: ClassAuth, Err: terr})
+			continue
+		}
+		b := c.budget.withUsable(c.adapt.usable(now))
+		var wait time.Duration
+		var aid int64
+		rbDone, err := c.reads.reserveAll(now, func(allWait time.Duration) (bool, error) {
+			if allWait > 0 {
+				wait = allWait
+				return false, nil
+			}
+			var err error
+			aid, wait, err = c.ledger.Admit(ctx, now, b.Since(now), t.req.Slot, func(a []Attempt) time.Duration { return b.Wait(now, a) })
+			return err == nil && wait <= 0, err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", 0, time.Time{}, nil, t.canceledErr(ctx.Err())
+			}
+			return "", 0, time.Time{}, nil, fmt.Errorf("hexclient: trigger %s: %w", t.req.Slot, err)
+		}
+		if rbDone != nil {
+			return tok, aid, now, rbDone, nil
+		}
+		t.log.Debug("waiting for trigger budget", KeyWait, wait)
+		if err := c.sleepUntil(ctx, now.Add(wait), t.req.Deadline, changed); err != nil {
+			return "", 0, time.Time{}, nil, t.stopErr(err)
+		}
+	}
+}
+
+// resolve waits the visibility delay (and the backoff), then lists the project's API
+// runs: it returns the adopted run, or nil, nil when a listing showed none (the caller
+// may re-POST), or the error that ends Trigger. A failed listing is retried; it never
+// leads to a re-POST.
+func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
+	c := t.c
+	wait := max(c.cfg.VisibilityDelay, c.jitter(c.cfg.ServerBackoff, t.ambN))
+	t.ambN++
+	for {
+		now := c.clock.Now()
+		err := c.sleepUntil(ctx, now.Add(wait), t.req.Deadline, nil)
+		if err != nil && !errors.Is(err, errDeadlineReached) {
+			return nil, t.canceledErr(err)
+		}
+		pastDeadline := err != nil
+		run, lerr := c.reconcile(ctx, t.req.ProjectID, t.unresolved, t.req.Claimed, t.log)
+		switch {
+		case lerr != nil:
+			if ctx.Err() != nil {
+				return nil, t.canceledErr(ctx.Err())
+			}
+			t.log.Warn("could not list the project's runs to resolve an ambiguous trigger", KeyErr, lerr)
+			if pastDeadline {
+				return nil, t.deadlineErr()
+			}
+			wait = max(c.cfg.VisibilityDelay, c.jitter(c.cfg.ServerBackoff, t.ambN))
+			t.ambN++
+			continue
+		case run != nil:
+			c.succeeded(run.RunID, c.clock.Now())
+			t.log.Info("adopted the run an ambiguous attempt created", KeyRun, run.RunID, KeyTraceID, run.TraceID)
+			return &Triggered{RunID: run.RunID, RunURL: run.RunURL, RunStatusURL: c.runStatusURL(t.req.ProjectID, run.RunID),
+				TraceID: run.TraceID, Adopted: true, Attempts: t.attempts, Sent: t.unresolved}, nil
+		default:
+			t.unresolved = time.Time{}
+			if pastDeadline {
+				return nil, t.deadlineErr()
+			}
+			t.log.Info("no run appeared after the ambiguous attempt; trying again")
+			return nil, nil
+		}
+	}
+}
+
+// Reconcile looks for the run a RunProject attempt sent at sentAfter may have
+// created: an API-triggered run of the project that started at or after sentAfter
+// minus Config.AdoptSkew, that claimed does not own and that this client did not
+// already hand out. With several, it returns the earliest. It returns nil, nil when
+// Hex has no such run. For crash recovery: call it for every slot left `triggering`.
+func (c *Client) Reconcile(ctx context.Context, projectID string, sentAfter time.Time, claimed func(string) bool) (*RunStatus, error) {
+	return c.reconcile(ctx, projectID, sentAfter, claimed, c.log.With(KeyProject, projectID))
+}
+
+func (c *Client) reconcile(ctx context.Context, projectID string, sentAfter time.Time, claimed func(string) bool, log *slog.Logger) (*RunStatus, error) {
+	cutoff := sentAfter.Add(-c.cfg.AdoptSkew)
+	const limit = 100
+	var found []RunStatus
+	for page, offset := 0, 0; page < c.cfg.ReconcilePages; page++ {
+		p, err := c.GetProjectRuns(ctx, projectID, RunsQuery{Limit: limit, Offset: offset, RunTriggerFilter: "API"})
+		if err != nil {
+			c.obs.OnReconcile("error")
+			return nil, fmt.Errorf("reconcile: %w", err)
+		}
+		older := 0
+		for _, r := range p.Runs {
+			if !r.StartTime.IsZero() && r.StartTime.Before(cutoff) {
+				older++
+				continue
+			}
+			if r.StartTime.IsZero() && r.Status.Terminal() {
+				continue // ended without a start time: not a run created just now
+			}
+			if r.RunTrigger != "" && r.RunTrigger != "API" {
+				continue
+			}
+			if claimed != nil && claimed(r.RunID) {
+				continue
+			}
+			if c.isOwn(r.RunID) {
+				continue
+			}
+			found = append(found, r)
+		}
+		if len(p.Runs) < limit || p.NextPage == "" || older == len(p.Runs) {
+			break
+		}
+		offset += len(p.Runs)
+	}
+	if len(found) == 0 {
+		c.obs.OnReconcile("none")
+		return nil, nil
+	}
+	best := found[0]
+	for _, r := range found[1:] {
+		if earlierStart(r, best) {
+			best = r
+		}
+	}
+	if len(found) > 1 {
+		log.Warn("several unclaimed API runs started after the ambiguous attempt; adopting the earliest (the others may be duplicates or another client's)",
+			"candidates", len(found), KeyRun, best.RunID)
+	}
+	c.obs.OnReconcile("adopted")
+	return &best, nil
+}
+
+// earlierStart orders runs by start time, a run not yet started (zero) last.
+func earlierStart(a, b RunStatus) bool {
+	switch {
+	case a.StartTime.IsZero():
+		return false
+	case b.StartTime.IsZero():
+		return true
+	}
+	return a.StartTime.Before(b.StartTime)
+}
+
+// KernelFreed ends a kernel-cap hold: the scheduler calls it when a run ends.
+func (c *Client) KernelFreed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holdReason == "kernel_cap" && !c.holdUntil.IsZero() {
+		c.holdUntil, c.holdReason = time.Time{}, ""
+		c.broadcastLocked()
+	}
+}
+
+// setHold holds every trigger of this client until until (a later hold wins).
+func (c *Client) setHold(reason string, until time.Time) {
+	c.mu.Lock()
+	if until.After(c.holdUntil) {
+		c.holdUntil, c.holdReason = until, reason
+		c.broadcastLocked()
+	}
+	c.mu.Unlock()
+	c.obs.OnHold(reason, until)
+}
+
+func (c *Client) broadcastLocked() {
+	close(c.holdChanged)
+	c.holdChanged = make(chan struct{})
+}
+
+// succeeded records a run this client handed out and resets the failure counters.
+func (c *Client) succeeded(runID string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.kernelN, c.rateN, c.authN = 0, 0, 0
+	c.own[runID] = now
+	for id, at := range c.own {
+		if now.Sub(at) > 48*time.Hour {
+			delete(c.own, id)
+		}
+	}
+}
+
+func (c *Client) isOwn(runID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.own[runID]
+	return ok
+}
+
+// pauseAuth stops triggering after a 401/403 (or an unreadable token) until a probe
+// succeeds; the first failure of an episode logs one ERROR saying what to do.
+func (c *Client) pauseAuth(log *slog.Logger, e *APIError) {
+	c.mu.Lock()
+	first := !c.authPaused
+	c.authPaused = true
+	c.authN++
+	if first {
+		c.broadcastLocked()
+	}
+	c.mu.Unlock()
+	if !first {
+		return
+	}
+	c.obs.OnHold("auth", time.Time{})
+	log.Error("Hex refused the API token; triggering is paused. Rotate the token: write the new one to the token file "+
+		"(or the systemd credential hex-token / HEX_API_TOKEN), then run `systemctl reload hexcron`. "+
+		"Triggering resumes by itself once a read with the token succeeds",
+		KeyStatus, e.Status, KeyErr, e, KeyTraceID, e.TraceID)
+}
+
+// probeAuth waits until a cheap read (ListProjects limit=1) with the token source's
+// current token succeeds, one prober at a time. It returns errDeadlineReached or
+// ctx's error when those end first.
+func (c *Client) probeAuth(ctx context.Context, deadline time.Time, log *slog.Logger) error {
+	c.mu.Lock()
+	changed, n := c.holdChanged, c.authN
+	c.mu.Unlock()
+	select {
+	case c.probe <- struct{}{}:
+	default:
+		// Someone else is probing: wait for the pause to change.
+		return c.sleepUntil(ctx, deadline, deadline, changed)
+	}
+	defer func() { <-c.probe }()
+	wait := time.Duration(0)
+	if n > 1 {
+		wait = c.jitter(c.cfg.AuthBackoff, n-2)
+	}
+	for i := 0; ; i++ {
+		if wait > 0 {
+			if err := c.sleepUntil(ctx, c.clock.Now().Add(wait), deadline, nil); err != nil {
+				return err
+			}
+		}
+		c.mu.Lock()
+		paused := c.authPaused
+		c.mu.Unlock()
+		if !paused {
+			return nil
+		}
+		_, err := c.ListProjects(ctx, ProjectsQuery{Limit: 1})
+		if err == nil {
+			c.mu.Lock()
+			c.authPaused = false
+			c.broadcastLocked()
+			c.mu.Unlock()
+			log.Info("a read with the current token succeeded; triggering resumes")
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Debug("auth probe failed", KeyErr, err)
+		wait = c.jitter(c.cfg.AuthBackoff, i)
+	}
+}
+
+// sleepUntil waits until until, or until deadline (errDeadlineReached), or until wake
+// is closed (nil error), or until ctx ends (its error).
+func (c *Client) sleepUntil(ctx context.Context, until, deadline time.Time, wake <-chan struct{}) error {
+	now := c.clock.Now()
+	hitDeadline := !until.Before(deadline)
+	if hitDeadline {
+		until = deadline
+	}
+	d := until.Sub(now)
+	if d <= 0 {
+		if hitDeadline {
+			return errDeadlineReached
+		}
+		return ctx.Err()
+	}
+	tm := c.clock.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wake:
+		return nil
+	case <-tm.C():
+		if hitDeadline {
+			return errDeadlineReached
+		}
+		return nil
+	}
+}
