@@ -47,8 +47,8 @@ type SchemaTooNewError struct {
 }
 
 func (e *SchemaTooNewError) Error() string {
-	return fmt.Sprintf("%s: database schema version %d is newer than this hexcron knows (%d): upgrade hexcron",
-		e.Path, e.Found, e.Known)
+	return fmt.Sprintf("database schema version %d is newer than this hexcron knows (%d): upgrade hexcron",
+		e.Found, e.Known)
 }
 
 // Is makes errors.Is(err, ErrSchemaTooNew) true.
@@ -111,11 +111,11 @@ type pathError struct {
 
 func (e *pathError) Error() string {
 	s := e.op + " " + e.path + ": " + e.kind.Error()
-	if e.msg != "" {
-		s += " (" + e.msg + ")"
-	}
 	if e.err != nil {
 		s += ": " + e.err.Error()
+	}
+	if e.msg != "" {
+		s += " (" + e.msg + ")"
 	}
 	return s
 }

@@ -53,6 +53,11 @@ func runHelper(mode, arg string) int {
 			fmt.Println("error:", err)
 			return 1
 		}
+		// Leave a committed write in the WAL, to be found after kill -9.
+		if err := db.SetHeartbeat(ctx, t0); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
 		fmt.Println("locked")
 		bufio.NewReader(os.Stdin).ReadString('\n') // block until killed or stdin closes
 		return 0

@@ -212,7 +212,7 @@ func inspect(ctx context.Context, path string, opts Options) error {
 		return &pathError{op: "open state", path: path, kind: ErrNotHexcron,
 			msg: fmt.Sprintf("a SQLite database of another program: application_id %#x, want %#x", appID, applicationID)}
 	case version > known:
-		return fmt.Errorf("open state: %w", &SchemaTooNewError{Path: path, Found: version, Known: known})
+		return fmt.Errorf("open state %s: %w", path, &SchemaTooNewError{Path: path, Found: version, Known: known})
 	case version < known && opts.ReadOnly:
 		return &pathError{op: "open state", path: path, kind: ErrSchemaOutdated,
 			msg: fmt.Sprintf("version %d, this hexcron uses %d; start `hexcron run` once to migrate it", version, known)}
@@ -241,7 +241,7 @@ func inspect(ctx context.Context, path string, opts Options) error {
 			msg += fmt.Sprintf(" (and %d more problems)", len(problems)-1)
 		}
 		return &pathError{op: "open state", path: path, kind: ErrCorrupt,
-			msg: "PRAGMA quick_check: " + msg + "; restore a backup (see docs/state.md)"}
+			msg: "PRAGMA quick_check: " + msg + "; restore a backup, see docs/state.md"}
 	}
 	return nil
 }
@@ -305,7 +305,7 @@ func classify(op, path string, err error) error {
 			return &pathError{op: op, path: path, kind: ErrReadOnly, err: err}
 		case sqlite3.ErrCorrupt, sqlite3.ErrNotADB:
 			return &pathError{op: op, path: path, kind: ErrCorrupt,
-				msg: "restore a backup (see docs/state.md)", err: err}
+				msg: "restore a backup, see docs/state.md", err: err}
 		}
 		if k := osKind(se.SystemErrno); k != nil { // e.g. SQLITE_IOERR_WRITE with ENOSPC
 			return &pathError{op: op, path: path, kind: k, err: err}

@@ -156,7 +156,7 @@ func TestOpenErrors(t *testing.T) {
 				corruptPage(t, path, 2)
 			},
 			kind: ErrCorrupt,
-			msg:  ": database is corrupt (",
+			msg:  ": database is corrupt: database disk image is malformed (restore a backup, see docs/state.md)",
 		},
 		{
 			name: "corrupt header",
@@ -167,7 +167,7 @@ func TestOpenErrors(t *testing.T) {
 				f.Close()
 			},
 			kind: ErrCorrupt,
-			msg:  ": database is corrupt",
+			msg:  ": database is corrupt: file is not a database (restore a backup, see docs/state.md)",
 		},
 		{
 			name:    "read-only open of a missing file",
@@ -287,7 +287,7 @@ func TestOpenReadOnlyLocation(t *testing.T) {
 				os.Chmod(p, 0o666)
 				return p
 			},
-			msg: "open state %s: database location is read-only (its directory is not writable; SQLite needs to create hexcron.db-wal and -shm there): permission denied",
+			msg: "open state %s: database location is read-only: permission denied (its directory is not writable; SQLite needs to create hexcron.db-wal and -shm there)",
 		},
 	}
 	for _, tt := range tests {
