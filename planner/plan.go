@@ -1,0 +1,493 @@
+package planner
+
+import (
+	"cmp"
+	"container/heap"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Firing is one trigger to make: one nominal instant of a schedule (and one matrix
+// combination), with the interval it may be planned in.
+type Firing struct {
+	Schedule string            // the schedule's name
+	Slot     string            // SlotKey(Schedule, Nominal, Matrix)
+	Nominal  time.Time         // the cron instant
+	Matrix   map[string]string // nil unless the schedule has a matrix
+	Priority int               // the schedule's priority
+	Release  time.Time         // earliest allowed planned instant (Nominal, or later)
+	Deadline time.Time         // latest allowed planned instant (Nominal + Window)
+	Planned  time.Time         // set by Plan: whole seconds in [Release, Deadline]
+}
+
+// Shift is how much later than nominal the firing is planned.
+func (f Firing) Shift() time.Duration { return f.Planned.Sub(f.Nominal) }
+
+// Input is what Plan needs besides the config. Time is never read from a clock.
+type Input struct {
+	From    time.Time     // start of the horizon
+	Horizon time.Duration // nominal instants in [From, From+Horizon) are planned
+
+	// Past are trigger attempts already made (the ledger). They count in every rule's
+	// window and for min_spacing. Planning starts at the later of From and the latest
+	// Past instant.
+	Past []time.Time
+
+	// OpenWindows also plans firings whose nominal instant is before From but whose
+	// window is still open at From; their Release is From.
+	OpenWindows bool
+
+	// Skip reports slots already handled; they are not planned. May be nil.
+	Skip func(slot string) bool
+
+	// Extra are firings made by the caller (catch-up) with Release and Deadline set.
+	// A generated firing with the same slot is replaced by the extra one.
+	Extra []Firing
+}
+
+// Unplaced is a firing that cannot be placed in its window under the caps.
+type Unplaced struct {
+	Firing
+	Reason    string   // why, in words
+	Competing []string // schedules planned in the firing's window, busiest first
+}
+
+// Hour is the plan's usage in one hour of the config's default time zone.
+type Hour struct {
+	Start        time.Time     // the hour's first instant, in the default zone
+	Nominal      int           // firings whose nominal instant is in the hour (earlier ones count in the first hour)
+	Planned      int           // firings planned in the hour
+	Cap          int           // the most triggers the rules allow in any hour
+	PeakMinute   int           // the most triggers planned in any 60 s that start in the hour
+	LargestShift time.Duration // the largest Planned-Nominal among firings planned in the hour
+}
+
+// Result is a plan.
+type Result struct {
+	From       time.Time
+	Horizon    time.Duration
+	Location   *time.Location // the default zone the hours are in
+	Rules      []Rule         // the trigger rules; Effective() is what the plan uses
+	MinSpacing time.Duration
+	Firings    []Firing   // placed, sorted by Planned (then Slot)
+	Unplaced   []Unplaced // sorted by Nominal (then Slot)
+	Hours      []Hour
+}
+
+// Expand returns the firings Plan would place for cfg and in, before placement,
+// sorted by Release, Deadline, priority (higher first), Nominal and Slot.
+func Expand(cfg *Config, in Input) []Firing {
+	to := in.From.Add(in.Horizon)
+	extra := make(map[string]bool, len(in.Extra))
+	for _, f := range in.Extra {
+		extra[f.Slot] = true
+	}
+	var out []Firing
+	for i := range cfg.Schedules {
+		s := &cfg.Schedules[i]
+		lo := in.From
+		if in.OpenWindows {
+			lo = in.From.Add(-s.Window)
+		}
+		fan := s.Fanout()
+		for _, n := range s.Between(lo, to) {
+			for _, m := range fan {
+				slot := SlotKey(s.Name, n, m)
+				if extra[slot] || (in.Skip != nil && in.Skip(slot)) {
+					continue
+				}
+				rel := n
+				if rel.Before(in.From) {
+					rel = in.From
+				}
+				out = append(out, Firing{Schedule: s.Name, Slot: slot, Nominal: n, Matrix: m, Priority: s.Priority,
+					Release: rel, Deadline: n.Add(s.Window)})
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range in.Extra {
+		if seen[f.Slot] || (in.Skip != nil && in.Skip(f.Slot)) {
+			continue
+		}
+		seen[f.Slot] = true
+		f.Planned = time.Time{}
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b Firing) int {
+		return cmp.Or(a.Release.Compare(b.Release), a.Deadline.Compare(b.Deadline), cmp.Compare(b.Priority, a.Priority),
+			a.Nominal.Compare(b.Nominal), strings.Compare(a.Slot, b.Slot))
+	})
+	return out
+}
+
+// Plan places every firing of cfg's schedules over in's horizon.
+//
+// The constraints: a firing is planned at a whole second in [Release, Deadline]; for
+// every trigger rule, no window [t, t+Per) holds more than Limit-Reserve planned and
+// past triggers; no two triggers are closer than MinSpacing.
+//
+// The algorithm is earliest-deadline-first on unit jobs. Because triggers are placed in
+// time order, a new trigger at x is allowed iff, for every rule, the Effective()-th
+// latest trigger is at least Per before x, and the latest one at least MinSpacing
+// before x. So the earliest allowed instant after the triggers placed so far is
+// computed in O(rules), and "as early as possible" is best for everything after it:
+// each trigger time only pushes later ones later. At each step the planner takes that
+// earliest instant x (or the next release, if nothing is waiting), and gives it to the
+// released firing with the earliest deadline, ties broken by higher priority, then
+// nominal instant, then slot key. EDF finds a placement whenever one exists.
+//
+// When not everything fits, a firing whose deadline has passed before it got an
+// instant takes the instant of the lowest-priority firing (below its own priority)
+// planned inside its window; the displaced firing goes back to the queue if its own
+// deadline allows, else it tries the same on its own window, else it is unplaced.
+// So a firing is never left unplaced while a lower-priority firing holds an instant in
+// its window. Firings left unplaced carry the reason and the schedules holding their
+// window.
+//
+// Plan is deterministic and runs in O(n log n) for n firings.
+func Plan(cfg *Config, in Input) *Result {
+	loc := cfg.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	res := &Result{From: in.From, Horizon: in.Horizon, Location: loc, Rules: slices.Clone(cfg.Budget.Triggers), MinSpacing: cfg.Budget.MinSpacing}
+	fs := Expand(cfg, in)
+	p := newPlacer(res, fs, in)
+	p.run()
+	for k, j := range p.holder {
+		if j >= 0 {
+			fs[j].Planned = time.Unix(0, p.pts[k]).In(in.From.Location())
+		}
+	}
+	res.Firings = make([]Firing, 0, len(fs)-len(p.unplaced))
+	for j := range fs {
+		if !fs[j].Planned.IsZero() {
+			res.Firings = append(res.Firings, fs[j])
+		}
+	}
+	slices.SortStableFunc(res.Firings, func(a, b Firing) int {
+		return cmp.Or(a.Planned.Compare(b.Planned), strings.Compare(a.Slot, b.Slot))
+	})
+	for _, u := range p.unplaced {
+		u.Firing = fs[u.job]
+		res.Unplaced = append(res.Unplaced, u.Unplaced)
+	}
+	slices.SortFunc(res.Unplaced, func(a, b Unplaced) int {
+		return cmp.Or(a.Nominal.Compare(b.Nominal), strings.Compare(a.Slot, b.Slot))
+	})
+	res.Hours = hours(res, fs)
+	return res
+}
+
+const sec = int64(time.Second)
+
+func ceilSec(ns int64) int64  { return -floorDiv(-ns, sec) }
+func floorSec(ns int64) int64 { return floorDiv(ns, sec) }
+
+type job struct {
+	rel, dl int64 // whole seconds
+	prio    int
+	nominal int64
+	slot    string
+}
+
+type unplacedJob struct {
+	job int
+	Unplaced
+}
+
+type placer struct {
+	res      *Result
+	fs       []Firing
+	jobs     []job
+	rules    []Rule
+	spacing  int64
+	pts      []int64 // trigger instants in ns, ascending: past first, then planned
+	nPast    int
+	holder   []int // per point: the job holding it, -1 for a past attempt
+	start    int64 // planning starts here (seconds)
+	queue    jobHeap // released firings waiting for an instant, by deadline
+	returned relHeap // firings taken back by a crisis, by release
+	unplaced []unplacedJob
+
+	crises, maxCrises int // backtracking steps taken, and the most allowed
+}
+
+func newPlacer(res *Result, fs []Firing, in Input) *placer {
+	p := &placer{res: res, fs: fs, rules: res.Rules, spacing: int64(res.MinSpacing)}
+	p.start = ceilSec(in.From.UnixNano())
+	for _, t := range in.Past {
+		p.pts = append(p.pts, t.UnixNano())
+	}
+	slices.Sort(p.pts)
+	p.nPast = len(p.pts)
+	if p.nPast > 0 {
+		p.start = max(p.start, ceilSec(p.pts[p.nPast-1]))
+	}
+	p.holder = make([]int, p.nPast, p.nPast+len(fs))
+	for i := range p.holder {
+		p.holder[i] = -1
+	}
+	p.jobs = make([]job, len(fs))
+	for i, f := range fs {
+		p.jobs[i] = job{rel: ceilSec(f.Release.UnixNano()), dl: floorSec(f.Deadline.UnixNano()), prio: f.Priority,
+			nominal: f.Nominal.UnixNano(), slot: f.Slot}
+	}
+	p.queue.jobs = p.jobs
+	p.returned.jobs = p.jobs
+	p.maxCrises = 64*len(fs) + 1024
+	return p
+}
+
+// earliest returns the first whole second >= t at which one more trigger is allowed.
+func (p *placer) earliest(t int64) int64 {
+	x := t
+	n := len(p.pts)
+	for _, r := range p.rules {
+		if l := r.Effective(); n >= l {
+			x = max(x, ceilSec(p.pts[n-l]+int64(r.Per)))
+		}
+	}
+	if p.spacing > 0 && n > 0 {
+		x = max(x, ceilSec(p.pts[n-1]+p.spacing))
+	}
+	return x
+}
+
+func (p *placer) run() {
+	t := p.start
+	next := 0
+	for next < len(p.jobs) || p.queue.Len() > 0 || p.returned.Len() > 0 {
+		if p.queue.Len() == 0 {
+			rel := int64(math.MaxInt64)
+			if next < len(p.jobs) {
+				rel = p.jobs[next].rel
+			}
+			if p.returned.Len() > 0 {
+				rel = min(rel, p.jobs[p.returned.idx[0]].rel)
+			}
+			t = max(t, rel)
+		}
+		x := p.earliest(t)
+		for next < len(p.jobs) && p.jobs[next].rel <= x {
+			heap.Push(&p.queue, next)
+			next++
+		}
+		for p.returned.Len() > 0 && p.jobs[p.returned.idx[0]].rel <= x {
+			heap.Push(&p.queue, heap.Pop(&p.returned))
+		}
+		j := heap.Pop(&p.queue).(int)
+		if p.jobs[j].dl < x {
+			if barrier, ok := p.crisis(j); ok {
+				t = barrier
+				continue
+			}
+			p.miss(j, x, "")
+			continue
+		}
+		p.pts = append(p.pts, x*sec)
+		p.holder = append(p.holder, j)
+		t = x
+	}
+}
+
+// crisis handles job j that missed its deadline because an earlier choice used time it
+// needed (Garey, Johnson, Simons and Tarjan's "crisis" in unit-job scheduling with
+// release times). Going back from the last planned point while the holders' deadlines
+// are no later than j's, it looks for the first holder k with a later deadline: the
+// "pull" job. EDF chose k while none of the later holders (nor j) was released yet, so
+// they were all released after k's instant; with r the earliest of their releases, k
+// should not have taken an instant before r. The plan is undone from k's instant, those
+// firings go back to the queue, and planning resumes at r, where EDF places the
+// tighter firings before k. It reports false when there is no pull job (j cannot fit
+// with the firings already planned).
+func (p *placer) crisis(j int) (barrier int64, ok bool) {
+	if p.crises >= p.maxCrises {
+		return 0, false
+	}
+	dl := p.jobs[j].dl
+	r := p.jobs[j].rel
+	k := len(p.pts) - 1
+	for ; k >= p.nPast; k-- {
+		h := p.holder[k]
+		if p.jobs[h].dl > dl {
+			break
+		}
+		r = min(r, p.jobs[h].rel)
+	}
+	if k < p.nPast || p.pts[k] >= r*sec {
+		return 0, false
+	}
+	p.crises++
+	heap.Push(&p.returned, j)
+	for _, q := range p.queue.idx { // some may be released after the new frontier
+		heap.Push(&p.returned, q)
+	}
+	p.queue.idx = p.queue.idx[:0]
+	for i := k; i < len(p.pts); i++ {
+		heap.Push(&p.returned, p.holder[i])
+	}
+	p.pts = p.pts[:k]
+	p.holder = p.holder[:k]
+	return r, true
+}
+
+// window returns the planned points (indexes into pts) inside job j's window.
+func (p *placer) window(j int) (lo, hi int) {
+	planned := p.pts[p.nPast:]
+	lo = p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] >= p.jobs[j].rel*sec })
+	hi = p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] > p.jobs[j].dl*sec })
+	return lo, hi
+}
+
+// miss handles job j whose deadline passed before it got an instant (x is the current
+// frontier): it takes the instant of a lower-priority job in its window, or is unplaced.
+func (p *placer) miss(j int, x int64, displacedBy string) {
+	lo, hi := p.window(j)
+	best := -1
+	for k := lo; k < hi; k++ {
+		h := p.holder[k]
+		if p.jobs[h].prio >= p.jobs[j].prio {
+			continue
+		}
+		if best < 0 || p.jobs[h].prio < p.jobs[p.holder[best]].prio ||
+			(p.jobs[h].prio == p.jobs[p.holder[best]].prio && p.jobs[h].dl >= p.jobs[p.holder[best]].dl) {
+			best = k
+		}
+	}
+	if best >= 0 {
+		victim := p.holder[best]
+		p.holder[best] = j
+		if p.jobs[victim].dl >= x {
+			heap.Push(&p.queue, victim)
+		} else {
+			p.miss(victim, x, p.fs[j].Schedule)
+		}
+		return
+	}
+	p.unplaced = append(p.unplaced, unplacedJob{job: j, Unplaced: p.explain(j, lo, hi, displacedBy)})
+}
+
+// explain says why job j found no instant, and who holds its window.
+func (p *placer) explain(j, lo, hi int, displacedBy string) Unplaced {
+	jb := p.jobs[j]
+	counts := map[string]int{}
+	for k := lo; k < hi; k++ {
+		counts[p.fs[p.holder[k]].Schedule]++
+	}
+	competing := make([]string, 0, len(counts))
+	for name := range counts {
+		competing = append(competing, name)
+	}
+	slices.SortFunc(competing, func(a, b string) int { return cmp.Or(cmp.Compare(counts[b], counts[a]), strings.Compare(a, b)) })
+
+	var full []string
+	dl := jb.dl * sec
+	for _, r := range p.rules {
+		before := countIn(p.pts, dl-int64(r.Per)+1, dl+1)
+		after := countIn(p.pts, dl, dl+int64(r.Per))
+		if max(before, after) >= r.Effective() {
+			full = append(full, ruleText(r))
+		}
+	}
+	if len(full) == 0 && p.spacing > 0 {
+		full = append(full, "min_spacing "+fmtDur(time.Duration(p.spacing)))
+	}
+	loc := p.res.Location
+	from, to := time.Unix(jb.rel, 0).In(loc), time.Unix(jb.dl, 0).In(loc)
+	var b strings.Builder
+	if displacedBy != "" {
+		fmt.Fprintf(&b, "gave its instant to higher-priority %s; ", displacedBy)
+	}
+	if jb.dl < jb.rel {
+		b.WriteString("its window closed before the plan starts")
+	} else {
+		fmt.Fprintf(&b, "no free trigger in its window %s–%s", from.Format("15:04:05"), to.Format("15:04:05"))
+		if len(full) > 0 {
+			fmt.Fprintf(&b, ": %s used up", strings.Join(full, " and "))
+		}
+		if past := countIn(p.pts[:p.nPast], jb.rel*sec-maxPer(p.rules), dl+1); past > 0 {
+			fmt.Fprintf(&b, " (%d earlier triggers count)", past)
+		}
+	}
+	return Unplaced{Reason: b.String(), Competing: competing}
+}
+
+func maxPer(rules []Rule) int64 {
+	var m int64
+	for _, r := range rules {
+		m = max(m, int64(r.Per))
+	}
+	return m
+}
+
+// ruleText describes a rule for people: "50 per 1h (60 minus 10 reserved)".
+func ruleText(r Rule) string {
+	s := fmt.Sprintf("%d per %s", r.Effective(), fmtDur(r.Per))
+	if r.Reserve > 0 {
+		s += fmt.Sprintf(" (%d minus %d reserved)", r.Limit, r.Reserve)
+	}
+	return s
+}
+
+// countIn counts sorted points in [lo, hi).
+func countIn(pts []int64, lo, hi int64) int {
+	a, _ := slices.BinarySearch(pts, lo)
+	b, _ := slices.BinarySearch(pts, hi)
+	return b - a
+}
+
+// jobHeap orders job indexes by deadline, then priority (higher first), nominal, slot.
+type jobHeap struct {
+	jobs []job
+	idx  []int
+}
+
+func (h *jobHeap) Len() int { return len(h.idx) }
+func (h *jobHeap) Less(a, b int) bool {
+	x, y := &h.jobs[h.idx[a]], &h.jobs[h.idx[b]]
+	if x.dl != y.dl {
+		return x.dl < y.dl
+	}
+	if x.prio != y.prio {
+		return x.prio > y.prio
+	}
+	if x.nominal != y.nominal {
+		return x.nominal < y.nominal
+	}
+	return x.slot < y.slot
+}
+func (h *jobHeap) Swap(a, b int) { h.idx[a], h.idx[b] = h.idx[b], h.idx[a] }
+func (h *jobHeap) Push(v any)   { h.idx = append(h.idx, v.(int)) }
+func (h *jobHeap) Pop() any {
+	v := h.idx[len(h.idx)-1]
+	h.idx = h.idx[:len(h.idx)-1]
+	return v
+}
+
+// relHeap orders job indexes by release, then index.
+type relHeap struct {
+	jobs []job
+	idx  []int
+}
+
+func (h *relHeap) Len() int { return len(h.idx) }
+func (h *relHeap) Less(a, b int) bool {
+	x, y := h.jobs[h.idx[a]].rel, h.jobs[h.idx[b]].rel
+	if x != y {
+		return x < y
+	}
+	return h.idx[a] < h.idx[b]
+}
+func (h *relHeap) Swap(a, b int) { h.idx[a], h.idx[b] = h.idx[b], h.idx[a] }
+func (h *relHeap) Push(v any)   { h.idx = append(h.idx, v.(int)) }
+func (h *relHeap) Pop() any {
+	v := h.idx[len(h.idx)-1]
+	h.idx = h.idx[:len(h.idx)-1]
+	return v
+}

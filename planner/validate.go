@@ -1,0 +1,179 @@
+package planner
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+)
+
+// referenceDays and referenceLimit bound the sample of a schedule's instants used to
+// check it against the caps and its window: eight days from Monday 5 January 2026 in
+// the schedule's zone (every weekday, no DST transition), at most 100,000 instants.
+const (
+	referenceDays  = 8
+	referenceLimit = 100_000
+)
+
+// build applies defaults (built-in, then the defaults section, then the schedule's own
+// keys) and runs the checks that need a whole schedule.
+func (d *decoder) build(cfg *Config, def *rawSched, raws []rawSched) {
+	if len(raws) == 0 {
+		d.warnf(0, "schedules", "no schedules: nothing will run")
+	}
+	names := map[string]*rawSched{}
+	for i := range raws {
+		r := &raws[i]
+		f := index("schedules", r.index)
+		if r.notMapping {
+			continue
+		}
+		for _, key := range scheduleOnly[:3] {
+			if !r.present[key] {
+				d.errs = append(d.errs, Problem{File: d.file, Line: r.line, Field: join(f, key), Message: "is required"})
+				r.bad = true
+			}
+		}
+		if r.name.set {
+			if first, dup := names[r.name.v]; dup {
+				d.errs = append(d.errs, Problem{File: d.file, Line: r.name.line, Field: join(f, "name"),
+					Message: fmt.Sprintf("%s is already the name of schedules[%d] (line %d): names must be unique", quote(r.name.v), first.index, first.name.line)})
+				r.bad = true
+			} else {
+				names[r.name.v] = r
+			}
+		}
+		s := Schedule{
+			Name:     r.name.v,
+			Project:  r.project.v,
+			Cron:     r.cron.v,
+			Location: pick(r.loc, def.loc, r.tz.set, def.tz.set, time.UTC),
+			Window:   pick(r.window.v, def.window.v, r.window.set, def.window.set, DefaultWindow),
+			Timeout:  pick(r.timeout.v, def.timeout.v, r.timeout.set, def.timeout.set, DefaultTimeout),
+			Overlap:  pick(r.overlap.v, def.overlap.v, r.overlap.set, def.overlap.set, DefaultOverlap),
+			Catchup:  pick(r.catchup.v, def.catchup.v, r.catchup.set, def.catchup.set, DefaultCatchup),
+			Priority: pick(r.priority.v, def.priority.v, r.priority.set, def.priority.set, 0),
+			Notify:   pick(r.notify.v, def.notify.v, r.notify.set, def.notify.set, nil),
+			Matrix:   r.matrix.v,
+			Line:     r.line,
+			spec:     r.spec,
+		}
+		if r.useCached.set || def.useCached.set {
+			v := pick(r.useCached.v, def.useCached.v, r.useCached.set, def.useCached.set, false)
+			s.UseCachedSQL = &v
+		}
+		if r.updatePublished.set || def.updatePublished.set {
+			v := pick(r.updatePublished.v, def.updatePublished.v, r.updatePublished.set, def.updatePublished.set, false)
+			s.UpdatePublishedResults = &v
+		}
+		if def.params.set || r.params.set {
+			s.Params = maps.Clone(def.params.v)
+			if s.Params == nil {
+				s.Params = map[string]any{}
+			}
+			maps.Copy(s.Params, r.params.v)
+		}
+		cfg.Schedules = append(cfg.Schedules, s)
+		if !r.bad && !def.bad && s.spec != nil {
+			d.checkAgainstCaps(cfg, &cfg.Schedules[len(cfg.Schedules)-1], r, f)
+		}
+	}
+}
+
+// pick returns the schedule's value, else the defaults section's, else the built-in.
+func pick[T any](own, def T, ownSet, defSet bool, builtin T) T {
+	switch {
+	case ownSet:
+		return own
+	case defSet:
+		return def
+	}
+	return builtin
+}
+
+// checkAgainstCaps warns when a schedule's window is not shorter than its interval and
+// reports an error when the schedule alone cannot fit under a cap, however its firings
+// are spread in their windows. The check is sound (it never rejects a schedule the
+// planner could place on its own) and looks at two spans over a reference sample: every
+// run of instants shorter than the cap's period, and the whole sample.
+func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f string) {
+	ref := time.Date(referenceStart.Year(), referenceStart.Month(), referenceStart.Day(), 0, 0, 0, 0, s.Location)
+	inst := s.spec.betweenN(s.Location, ref, ref.AddDate(0, 0, referenceDays), referenceLimit)
+	if len(inst) == 0 {
+		return
+	}
+	windowLine := r.windowLine
+	if windowLine == 0 {
+		windowLine = r.line
+	}
+	if len(inst) > 1 {
+		gap := inst[1].Sub(inst[0])
+		for i := 2; i < len(inst); i++ {
+			gap = min(gap, inst[i].Sub(inst[i-1]))
+		}
+		if s.Window >= gap {
+			d.warnf(windowLine, join(f, "window"), "%s is not shorter than the schedule's interval (%s): a firing may be planned after the next slot's nominal time", fmtDur(s.Window), fmtDur(gap))
+		}
+	}
+	fan := len(s.Fanout())
+	type capRule struct {
+		name  string
+		limit int
+		per   time.Duration
+		desc  string
+	}
+	var caps []capRule
+	for k, rule := range cfg.Budget.Triggers {
+		desc := fmt.Sprintf("%d per %s", rule.Effective(), fmtDur(rule.Per))
+		if rule.Reserve > 0 {
+			desc += fmt.Sprintf(": limit %d minus reserve %d", rule.Limit, rule.Reserve)
+		}
+		caps = append(caps, capRule{index("budget.triggers", k), rule.Effective(), rule.Per, desc})
+	}
+	if sp := cfg.Budget.MinSpacing; sp > 0 {
+		caps = append(caps, capRule{"budget.min_spacing", 1, sp, "one trigger every " + fmtDur(sp)})
+	}
+	cronLine := r.cronLine
+	fanNote := ""
+	if fan > 1 {
+		fanNote = fmt.Sprintf(" × %d matrix combinations", fan)
+	}
+	room := func(c capRule, span time.Duration) int64 { return int64(c.limit) * (int64(span/c.per) + 1) }
+	for _, c := range caps {
+		j := 0
+		for i := range inst {
+			j = max(j, i)
+			for j+1 < len(inst) && inst[j+1].Sub(inst[i]) < c.per {
+				j++
+			}
+			count := int64(j-i+1) * int64(fan)
+			span := inst[j].Sub(inst[i]) + s.Window
+			if allowed := room(c, span); count > allowed {
+				d.errs = append(d.errs, Problem{File: d.file, Line: cronLine, Field: join(f, "cron"), Message: fmt.Sprintf(
+					"needs %d triggers from %s (%d firings%s) within %s, its %s window included, but %s allows at most %d in that time (%s)",
+					count, inst[i].Format("Mon 15:04:05 MST"), j-i+1, fanNote, fmtDur(span), fmtDur(s.Window), c.name, allowed, c.desc)})
+				return
+			}
+		}
+		count := int64(len(inst)) * int64(fan)
+		span := inst[len(inst)-1].Sub(inst[0]) + s.Window
+		if allowed := room(c, span); count > allowed {
+			d.errs = append(d.errs, Problem{File: d.file, Line: cronLine, Field: join(f, "cron"), Message: fmt.Sprintf(
+				"needs %d triggers (%d firings%s) within %s, its %s window included, but %s allows at most %d in that time (%s)",
+				count, len(inst), fanNote, fmtDur(span), fmtDur(s.Window), c.name, allowed, c.desc)})
+			return
+		}
+	}
+}
+
+// fmtDur writes a duration without zero units: 1m, 1h30m, 45s.
+func fmtDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
