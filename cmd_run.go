@@ -1,9 +1,257 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
 
-// cmdRun is not built yet; its issue replaces this file.
+	"hexcron/clock"
+	"hexcron/hexclient"
+	"hexcron/hexclient/hexsim"
+	"hexcron/planner"
+	"hexcron/scheduler"
+	"hexcron/state"
+)
+
+const runUsage = `Usage: hexcron run [--config FILE] [--db FILE] [flags]
+
+Run the daemon: plan every schedule under Hex's caps, fire each firing at its planned
+instant, track the runs, and keep every slot in the database.
+
+  SIGHUP   reload the config (validated fully first; a broken file keeps the old one)
+  SIGTERM  stop triggering, let in-flight triggers finish (10s), exit 0
+
+The Hex token comes from $CREDENTIALS_DIRECTORY/hex-token (systemd LoadCredential=),
+else $HEX_API_TOKEN, else the config's hex.token_file; it is re-read when Hex answers 401.
+
+--simulate runs the same daemon against a built-in simulated Hex (no token, no network)
+on a virtual clock --speed times faster than real time, with its own database
+(hexcron-sim.db unless --db is given): the demo to start with.
+
+Flags:
+`
+
+// runFlags are hexcron run's flags.
+type runFlags struct {
+	config, db, metricsAddr, logFormat, logLevel string
+	simulate                                     bool
+	speed                                        float64
+	seed                                         int64
+	horizon                                      time.Duration
+}
+
 func cmdRun(e *env, args []string) int {
-	fmt.Fprintln(e.stderr, "hexcron: this command is not built yet")
-	return exitError
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reload := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return runDaemon(ctx, e, args, reload)
+}
+
+// defaultConfigPath is $CONFIGURATION_DIRECTORY/schedules.yaml under systemd, else
+// ./schedules.yaml.
+func defaultConfigPath(getenv func(string) string) string {
+	if dir := getenv("CONFIGURATION_DIRECTORY"); dir != "" {
+		return filepath.Join(filepath.SplitList(dir)[0], "schedules.yaml")
+	}
+	return "schedules.yaml"
+}
+
+// runDaemon is hexcron run, stopped by ctx and reloaded through reload.
+func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{}) int {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() { fmt.Fprint(e.stderr, runUsage); fs.PrintDefaults() }
+	fs.StringVar(&f.config, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
+	fs.StringVar(&f.db, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db; hexcron-sim.db with --simulate)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when empty)")
+	fs.StringVar(&f.logFormat, "log-format", "auto", "auto (colour on a terminal, text otherwise), text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.simulate, "simulate", false, "run against a built-in simulated Hex on a virtual clock (no token needed)")
+	fs.Float64Var(&f.speed, "speed", 60, "with --simulate: virtual seconds per real second")
+	fs.Int64Var(&f.seed, "seed", 1, "with --simulate: seed of the simulated Hex")
+	fs.DurationVar(&f.horizon, "horizon", 2*time.Hour, "how far ahead each plan looks")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "hexcron run: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := newLogger(e.stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "hexcron run: %v\n", err)
+		return exitUsage
+	}
+	if err := daemon(ctx, e, f, log, reload); err != nil {
+		log.Error("hexcron run failed", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-chan struct{}) error {
+	conf, err := planner.LoadFile(f.config)
+	if err != nil {
+		return err
+	}
+	for _, w := range conf.Warnings {
+		log.Warn("config warning", "err", w.String())
+	}
+	var (
+		clk     clock.Clock = clock.System{}
+		baseURL             = conf.Hex.BaseURL
+		token   hexclient.TokenSource
+	)
+	dbPath := f.db
+	if f.simulate {
+		start := time.Now().Truncate(time.Hour).Add(time.Hour - 30*time.Second)
+		clk = clock.NewScaled(clock.System{}, start, f.speed)
+		var stopSim func()
+		baseURL, stopSim, err = serveSim(clk, f.seed, log)
+		if err != nil {
+			return err
+		}
+		defer stopSim()
+		token = hexclient.StaticToken("hxtp_simulated")
+		if dbPath == "" {
+			dbPath = "hexcron-sim.db"
+		}
+		log.Info("simulation: built-in Hex, virtual clock", "speed", f.speed, "starts_at", start.Format(time.RFC3339), "hex", baseURL, "db", dbPath)
+	} else {
+		ts := hexclient.NewFileTokenSource(e.getenv, conf.Hex.TokenFile)
+		if _, err := ts.Token(); err != nil {
+			return fmt.Errorf("no Hex token (put it in $CREDENTIALS_DIRECTORY/hex-token, $HEX_API_TOKEN or the file named by hex.token_file): %w", err)
+		}
+		token = ts
+		if dbPath == "" {
+			dbPath = state.DefaultPath(e.getenv)
+		}
+	}
+
+	db, err := state.Open(ctx, dbPath, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.LockDaemon(); err != nil {
+		return err
+	}
+
+	var metrics *scheduler.Metrics
+	if f.metricsAddr != "" {
+		metrics = scheduler.NewMetrics()
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		go func() {
+			if err := metrics.Serve(ctx, ln, nil); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+
+	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db}))
+	if err != nil {
+		return err
+	}
+	d, err := scheduler.New(scheduler.Config{
+		Clock:    clk,
+		Logger:   log,
+		Store:    db,
+		Hex:      hc,
+		Notifier: scheduler.SystemdNotifier{},
+		Metrics:  metrics,
+		Load:     func() (*planner.Config, error) { return planner.LoadFile(f.config) },
+		Horizon:  f.horizon,
+	})
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx, reload)
+}
+
+// hexClientConfig maps the config's budget onto the Hex client.
+func hexClientConfig(conf *planner.Config, baseURL string, token hexclient.TokenSource, clk clock.Clock,
+	log *slog.Logger, obs hexclient.Observer, ledger hexclient.Ledger) hexclient.Config {
+	var rules []hexclient.Rule
+	for _, r := range conf.Budget.Triggers {
+		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
+	}
+	reads := hexclient.DefaultReadLimits()
+	if len(conf.Budget.Reads) > 0 {
+		r := conf.Budget.Reads[0]
+		reads.Status = hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve}
+	}
+	cfg := hexclient.Config{
+		BaseURL:    baseURL,
+		Token:      token,
+		Version:    versionString(),
+		Clock:      clk,
+		Logger:     log,
+		Ledger:     ledger,
+		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
+		ReadLimits: reads,
+	}
+	if obs != nil {
+		cfg.Observer = obs
+	}
+	return cfg
+}
+
+// serveSim starts the built-in simulated Hex on a loopback port and returns its base
+// URL. Runs take a few minutes; a few end ERRORED, and a few hang in RUNNING so that
+// timeouts show.
+func serveSim(clk clock.Clock, seed int64, log *slog.Logger) (base string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("simulate: %w", err)
+	}
+	base = "http://" + ln.Addr().String() + "/api/v1"
+	sim := hexsim.New(hexsim.Config{
+		Clock:   clk,
+		Seed:    seed,
+		BaseURL: base,
+		Runs: hexsim.Lifecycle{
+			Pending:       5 * time.Second,
+			PendingJitter: 20 * time.Second,
+			Running:       2 * time.Minute,
+			RunningJitter: 6 * time.Minute,
+			Outcomes: map[hexsim.Outcome]float64{
+				hexsim.OutcomeCompleted: 85, hexsim.OutcomeErrored: 6, hexsim.OutcomeStuck: 6, hexsim.OutcomeUnknown: 3,
+			},
+		},
+	})
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("simulated Hex stopped", "err", err)
+		}
+	}()
+	return base, func() { _ = srv.Close() }, nil
 }

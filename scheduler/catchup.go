@@ -1,0 +1,73 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"hexcron/planner"
+	"hexcron/state"
+)
+
+// maxMissedRows bounds how many missed slots of one series are written as skipped
+// after a long downtime (the count of the rest is logged).
+const maxMissedRows = 1000
+
+// catchUp runs once at start. For every series, the slots whose windows closed while
+// the daemon was down (between the last heartbeat and now) are missed: the most recent
+// one, if within the schedule's catchup duration, becomes an extra firing that the
+// planner places like any other (released now, deadline now+window), never a burst;
+// the others are recorded skipped, "missed while down". Slots whose windows are still
+// open are planned normally.
+func (d *Daemon) catchUp(ctx context.Context, lastAlive, now time.Time) error {
+	if lastAlive.IsZero() || !lastAlive.Before(now) {
+		return nil
+	}
+	conf := d.config()
+	handled, err := handledSlots(ctx, d.cfg.Store, lastAlive.Add(-maxWindow(conf)-time.Minute))
+	if err != nil {
+		return err
+	}
+	for i := range conf.Schedules {
+		s := &conf.Schedules[i]
+		// missed[c] lists the missed firings of matrix combination c, oldest first.
+		missed := make([][]planner.Firing, len(s.Fanout()))
+		for _, n := range s.Between(lastAlive.Add(-s.Window), now) {
+			if !n.Add(s.Window).Before(now) {
+				break // window still open: planned normally
+			}
+			for c, f := range s.Firings(n) {
+				if !handled[f.Slot] {
+					missed[c] = append(missed[c], f)
+				}
+			}
+		}
+		for _, fs := range missed {
+			if len(fs) == 0 {
+				continue
+			}
+			older := fs
+			if last := fs[len(fs)-1]; s.Catchup > 0 && now.Sub(last.Nominal) <= s.Catchup {
+				older = fs[:len(fs)-1]
+				last.Release, last.Deadline = now, now.Add(s.Window)
+				d.extra[last.Slot] = last
+				d.log.Info("catching up missed slot", keySchedule, s.Name, keySlot, last.Slot, keyNominal, last.Nominal, "down_since", lastAlive)
+			}
+			for i, f := range older {
+				if i >= maxMissedRows {
+					d.log.Warn("more missed slots not recorded", keySchedule, s.Name, "count", len(older)-maxMissedRows)
+					break
+				}
+				reason := "missed while down"
+				if i == len(fs)-1 {
+					reason = fmt.Sprintf("missed while down; older than catchup %s", s.Catchup)
+				}
+				if err := d.cfg.Store.SkipSlot(ctx, slotOf(f, state.KindScheduled), reason, now); err != nil {
+					return err
+				}
+				d.log.Info("skipped", keySchedule, s.Name, keySlot, f.Slot, keyReason, reason)
+			}
+		}
+	}
+	return nil
+}

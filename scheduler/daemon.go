@@ -1,0 +1,673 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"hexcron/clock"
+	"hexcron/hexclient"
+	"hexcron/planner"
+	"hexcron/state"
+)
+
+// Config holds the daemon's dependencies; New fills the defaults.
+type Config struct {
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	Store    Store
+	Hex      Hex
+	Notifier Notifier
+	Metrics  *Metrics // nil: metrics off
+
+	// Load reads and fully validates the schedules file; it is called at start and on
+	// every reload.
+	Load func() (*planner.Config, error)
+
+	// Horizon is how far ahead each plan looks (default 2h); Replan is how often the
+	// plan is rebuilt as the horizon rolls (default 10m).
+	Horizon, Replan time.Duration
+	// Heartbeat is how often the daemon records that it is alive, which catch-up reads
+	// after downtime (default 30s).
+	Heartbeat time.Duration
+	// Reconcile is how long after an interrupted attempt recovery waits before it asks
+	// Hex whether the run exists: the attempt's timeout plus Hex's visibility delay
+	// (default 45s).
+	Reconcile time.Duration
+	// Grace is how long SIGTERM lets triggers already in flight finish (default 10s).
+	Grace time.Duration
+	// HistoryAge is how long slot history is kept (default 90 days; 0 keeps it).
+	HistoryAge time.Duration
+}
+
+// Daemon is the scheduling loop. Run it once.
+type Daemon struct {
+	cfg Config
+	log *slog.Logger
+
+	mu   sync.Mutex
+	conf *planner.Config
+
+	// Owned by the loop goroutine.
+	plan      []planner.Firing
+	extra     map[string]planner.Firing   // catch-up and re-trigger firings, by slot
+	unplaced  map[string]planner.Unplaced // seen unplaced, by slot, until their window closes
+	announced map[string]time.Time        // slot -> planned instant last logged
+	inflight  map[string]planner.Firing   // triggers running in goroutines, by slot
+	queued    map[string]planner.Firing   // overlap queue: series -> the one waiting firing
+	held      map[string]planner.Firing   // max_running holds, by slot
+	nextReplan time.Time
+
+	events   chan event
+	pollWake chan struct{}
+	wg       sync.WaitGroup
+}
+
+// event is something a goroutine reports to the loop.
+type event interface{}
+
+type triggerDone struct {
+	f   planner.Firing
+	res *hexclient.Triggered
+	err error
+}
+
+type runEnded struct{ series string }
+
+type retrigger struct{ f planner.Firing }
+
+// New checks cfg and fills its defaults.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Store == nil || cfg.Hex == nil || cfg.Load == nil {
+		return nil, errors.New("scheduler: Store, Hex and Load are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Notifier == nil {
+		cfg.Notifier = NopNotifier{}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Horizon, 2*time.Hour)
+	def(&cfg.Replan, 10*time.Minute)
+	def(&cfg.Heartbeat, 30*time.Second)
+	def(&cfg.Reconcile, 45*time.Second)
+	def(&cfg.Grace, 10*time.Second)
+	return &Daemon{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		extra:     map[string]planner.Firing{},
+		unplaced:  map[string]planner.Unplaced{},
+		announced: map[string]time.Time{},
+		inflight:  map[string]planner.Firing{},
+		queued:    map[string]planner.Firing{},
+		held:      map[string]planner.Firing{},
+		events:    make(chan event, 64),
+		pollWake:  make(chan struct{}, 1),
+	}, nil
+}
+
+// config returns the config in force.
+func (d *Daemon) config() *planner.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.conf
+}
+
+// Run loads the config, settles what a previous process left, catches up, and then
+// fires the plan until ctx is done. A request on reload re-reads the config. Run returns
+// nil after a clean stop.
+func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
+	conf, err := d.cfg.Load()
+	if err != nil {
+		return fmt.Errorf("load config: %w", err)
+	}
+	d.conf = conf
+	c := d.cfg.Clock
+	now := c.Now()
+
+	lastAlive, _, err := d.cfg.Store.Heartbeat(ctx)
+	if err != nil {
+		return fmt.Errorf("read heartbeat: %w", err)
+	}
+	if err := d.cfg.Store.SetHeartbeat(ctx, now); err != nil {
+		return fmt.Errorf("write heartbeat: %w", err)
+	}
+	// Triggers run on their own context so that SIGTERM can let in-flight attempts
+	// finish (and be recorded) for a grace period.
+	trigCtx, stopTriggers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTriggers()
+
+	if err := d.recoverSlots(ctx, trigCtx, now); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	if err := d.catchUp(ctx, lastAlive, now); err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	d.replan(ctx, now)
+	d.cfg.Notifier.Notify("READY=1")
+	d.notifyStatus(ctx, now)
+	d.log.Info("hexcron running", "schedules", len(conf.Schedules), "horizon", d.cfg.Horizon, "firings_planned", len(d.plan))
+
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	go func() { defer close(pollDone); d.poll(pollCtx) }()
+
+	nextBeat := now.Add(d.cfg.Heartbeat)
+	watch := d.cfg.Notifier.WatchdogInterval()
+	nextWatch := now
+	for {
+		now = c.Now()
+		if watch > 0 && !now.Before(nextWatch) {
+			d.cfg.Notifier.Notify("WATCHDOG=1")
+			nextWatch = now.Add(watch)
+		}
+		if !now.Before(nextBeat) {
+			if err := d.cfg.Store.SetHeartbeat(ctx, now); err != nil && ctx.Err() == nil {
+				d.log.Error("write heartbeat", keyErr, err)
+			}
+			nextBeat = now.Add(d.cfg.Heartbeat)
+			d.notifyStatus(ctx, now)
+		}
+		if !now.Before(d.nextReplan) {
+			d.replan(ctx, now)
+		}
+		d.fireDue(ctx, trigCtx, now)
+		d.expire(ctx, now)
+
+		wake := minTime(d.nextReplan, nextBeat)
+		if len(d.plan) > 0 {
+			wake = minTime(wake, d.plan[0].Planned)
+		}
+		if watch > 0 {
+			wake = minTime(wake, nextWatch)
+		}
+		for _, f := range d.held {
+			wake = minTime(wake, f.Deadline.Add(time.Second))
+		}
+		t := c.NewTimer(wake.Sub(now))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			stopPoll()
+			<-pollDone
+			return d.shutdown(stopTriggers)
+		case <-reload:
+			d.reload(ctx)
+		case ev := <-d.events:
+			d.handle(ctx, trigCtx, ev)
+		case <-t.C():
+		}
+		t.Stop()
+	}
+}
+
+// shutdown stops new triggers, gives the ones in flight a grace period to finish and be
+// recorded, and leaves the rest for the next start's recovery.
+func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
+	d.cfg.Notifier.Notify("STOPPING=1")
+	ctx := context.Background()
+	n := len(d.inflight)
+	d.log.Info("stopping: no new triggers", "in_flight", n)
+	grace := d.cfg.Clock.NewTimer(d.cfg.Grace)
+	defer grace.Stop()
+	for len(d.inflight) > 0 {
+		select {
+		case ev := <-d.events:
+			d.handle(ctx, nil, ev)
+		case <-grace.C():
+			stopTriggers()
+			grace = d.cfg.Clock.NewTimer(time.Hour) // results still arrive as goroutines see ctx done
+		}
+	}
+	d.wg.Wait()
+	for _, f := range d.queued {
+		d.log.Info("queued firing dropped at stop; the next start catches it up if recent", keySlot, f.Slot)
+	}
+	if err := d.cfg.Store.SetHeartbeat(ctx, d.cfg.Clock.Now()); err != nil {
+		d.log.Error("write heartbeat", keyErr, err)
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// reload re-reads the config; a broken file keeps the old config running.
+func (d *Daemon) reload(ctx context.Context) {
+	d.cfg.Notifier.Notify("RELOADING=1")
+	defer d.cfg.Notifier.Notify("READY=1")
+	conf, err := d.cfg.Load()
+	if err != nil {
+		d.cfg.Metrics.ObserveReload(false)
+		d.log.Error("reload failed; the previous config keeps running", keyErr, err)
+		return
+	}
+	for _, w := range conf.Warnings {
+		d.log.Warn("config warning", keyErr, w.String())
+	}
+	d.mu.Lock()
+	d.conf = conf
+	d.mu.Unlock()
+	d.cfg.Metrics.ObserveReload(true)
+	d.log.Info("reloaded", "schedules", len(conf.Schedules))
+	d.replan(ctx, d.cfg.Clock.Now())
+}
+
+// replan rebuilds the plan from now, counting the ledger's recent attempts (this and
+// other processes') into every rule.
+func (d *Daemon) replan(ctx context.Context, now time.Time) {
+	conf := d.config()
+	d.nextReplan = now.Add(d.cfg.Replan)
+	past, err := recentSends(ctx, d.cfg.Store, now.Add(-maxPer(conf)))
+	if err != nil {
+		d.log.Error("replan: read ledger", keyErr, err)
+		return
+	}
+	handled, err := handledSlots(ctx, d.cfg.Store, now.Add(-maxWindow(conf)-time.Minute))
+	if err != nil {
+		d.log.Error("replan: read slots", keyErr, err)
+		return
+	}
+	extra := make([]planner.Firing, 0, len(d.extra))
+	for _, f := range d.extra {
+		extra = append(extra, f)
+	}
+	sort.Slice(extra, func(i, j int) bool { return extra[i].Slot < extra[j].Slot })
+	res := planner.Plan(conf, planner.Input{
+		From:        now,
+		Horizon:     d.cfg.Horizon,
+		Past:        past,
+		OpenWindows: true,
+		Extra:       extra,
+		Skip: func(slot string) bool {
+			if _, ok := d.extra[slot]; ok {
+				return false // a catch-up or re-trigger: its row is not `planned` on purpose
+			}
+			if _, ok := d.inflight[slot]; ok {
+				return true
+			}
+			if _, ok := d.held[slot]; ok {
+				return true
+			}
+			return handled[slot]
+		},
+	})
+	d.plan = res.Firings
+	for _, u := range res.Unplaced {
+		if _, seen := d.unplaced[u.Firing.Slot]; !seen {
+			d.log.Warn("cannot place firing under the caps", keySchedule, u.Firing.Schedule, keySlot, u.Firing.Slot,
+				keyReason, u.Reason, "competing", strings.Join(u.Competing, ","))
+		}
+		d.unplaced[u.Firing.Slot] = u
+	}
+	horizonLog := now.Add(d.cfg.Replan + time.Minute)
+	for _, f := range d.plan {
+		delete(d.unplaced, f.Slot)
+		if f.Planned.After(horizonLog) {
+			continue
+		}
+		prev, seen := d.announced[f.Slot]
+		switch {
+		case !seen:
+			attrs := []any{keySchedule, f.Schedule, keySlot, f.Slot, keyPlanned, f.Planned}
+			if s := f.Planned.Sub(f.Nominal); s > 0 && f.Release.Equal(f.Nominal) {
+				attrs = append(attrs, keyShift, s, keyReason, shiftReason(conf, f, d.plan, past))
+			}
+			d.log.Info("planned", attrs...)
+		case !prev.Equal(f.Planned):
+			d.log.Info("shifted", keySchedule, f.Schedule, keySlot, f.Slot, "from", prev, keyPlanned, f.Planned,
+				keyShift, f.Planned.Sub(f.Nominal), keyReason, shiftReason(conf, f, d.plan, past))
+		}
+		d.announced[f.Slot] = f.Planned
+	}
+	if len(d.plan) > 0 {
+		d.cfg.Metrics.SetNextFiring(d.plan[0].Planned.Sub(now))
+	}
+}
+
+// expire records firings whose window closed while they could not be placed or were
+// held, so that nothing is dropped without a row and a log line.
+func (d *Daemon) expire(ctx context.Context, now time.Time) {
+	for slot, u := range d.unplaced {
+		if now.After(u.Firing.Deadline) {
+			d.skip(ctx, u.Firing, "could not be placed under the caps: "+u.Reason)
+			delete(d.unplaced, slot)
+			delete(d.extra, slot)
+		}
+	}
+	for slot, f := range d.held {
+		if now.After(f.Deadline) {
+			d.skip(ctx, f, fmt.Sprintf("max_running (%d) reached until the window closed", d.config().Budget.MaxRunning))
+			delete(d.held, slot)
+			delete(d.extra, slot)
+		}
+	}
+	for slot, t := range d.announced {
+		if now.Sub(t) > 24*time.Hour {
+			delete(d.announced, slot)
+		}
+	}
+}
+
+// fireDue acts on every firing whose planned instant has come.
+func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
+	i := 0
+	for ; i < len(d.plan) && !d.plan[i].Planned.After(now); i++ {
+		d.dispatch(ctx, trigCtx, d.plan[i], now)
+	}
+	d.plan = d.plan[i:]
+	// Held firings get another chance whenever the loop wakes.
+	for _, f := range sortedFirings(d.held) {
+		delete(d.held, f.Slot)
+		d.dispatch(ctx, trigCtx, f, now)
+	}
+}
+
+// dispatch applies the overlap policy and max_running to one due firing, then triggers.
+func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now time.Time) {
+	if _, ok := d.inflight[f.Slot]; ok {
+		return
+	}
+	conf := d.config()
+	s := conf.Schedule(f.Schedule)
+	if s == nil {
+		delete(d.extra, f.Slot)
+		return // removed by a reload after it was planned
+	}
+	active, err := d.cfg.Store.ActiveRuns(ctx)
+	if err != nil {
+		d.log.Error("read active runs", keyErr, err)
+		return
+	}
+	series := seriesOf(f)
+	var mine []state.Slot
+	for _, r := range active {
+		if seriesOfSlot(r.Key) == series {
+			mine = append(mine, r)
+		}
+	}
+	for _, g := range d.inflight {
+		if seriesOf(g) == series {
+			mine = append(mine, state.Slot{Key: g.Slot, Schedule: g.Schedule, RunID: beingTriggered})
+		}
+	}
+	if len(mine) > 0 {
+		_, isQueued := d.queued[series]
+		act, reason := decideOverlap(s.Overlap, len(mine), isQueued, mine[0].RunID)
+		switch act {
+		case actSkip:
+			d.skip(ctx, f, reason)
+			return
+		case actQueue:
+			d.queued[series] = f
+			delete(d.extra, f.Slot)
+			d.log.Info("queued", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+			if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(f, state.KindScheduled), now); err != nil {
+				d.log.Error("record queued slot", keySlot, f.Slot, keyErr, err)
+			}
+			return
+		case actReplace:
+			for _, r := range mine {
+				if r.RunID == beingTriggered {
+					continue
+				}
+				d.replace(ctx, s.Project, r, f)
+			}
+		case actFire:
+			d.log.Info("overlap allowed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+		}
+	}
+	if max := conf.Budget.MaxRunning; max > 0 && len(active)+len(d.inflight) >= max {
+		if _, ok := d.held[f.Slot]; !ok {
+			d.log.Info("held", keySchedule, f.Schedule, keySlot, f.Slot,
+				keyReason, fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight)), "until", f.Deadline)
+		}
+		d.held[f.Slot] = f
+		return
+	}
+	d.trigger(ctx, trigCtx, s, f, now)
+}
+
+// beingTriggered stands for the run id of a slot whose trigger is still in flight.
+const beingTriggered = "(being triggered)"
+
+// replace cancels a running run for the replace policy and records it.
+func (d *Daemon) replace(ctx context.Context, project string, r state.Slot, by planner.Firing) {
+	if err := d.cfg.Hex.CancelRun(ctx, project, r.RunID); err != nil {
+		d.log.Warn("replace: cancel failed", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
+		return
+	}
+	now := d.cfg.Clock.Now()
+	reason := "replaced by " + by.Slot
+	if err := d.cfg.Store.Transition(ctx, r.Key, state.StateKilled, state.Update{At: now, Reason: reason, Ended: now}); err != nil {
+		d.log.Error("record replaced run", keySlot, r.Key, keyErr, err)
+	}
+	d.cfg.Metrics.ObserveRun(string(state.StateKilled))
+	d.log.Info("killed", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyReason, reason)
+	d.cfg.Hex.KernelFreed()
+}
+
+// trigger starts the idempotent trigger of f in a goroutine; the outcome comes back to
+// the loop as a triggerDone event.
+func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f planner.Firing, now time.Time) {
+	kind := state.KindScheduled
+	if _, ok := d.extra[f.Slot]; ok && f.Release.After(f.Nominal.Add(s.Window)) {
+		kind = state.KindCatchup
+	}
+	if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(f, kind), now); err != nil {
+		d.log.Error("record slot", keySlot, f.Slot, keyErr, err)
+		return
+	}
+	d.inflight[f.Slot] = f
+	req := hexclient.TriggerRequest{
+		Slot:      f.Slot,
+		ProjectID: s.Project,
+		Body:      runRequest(s, f),
+		Deadline:  f.Deadline,
+		Claimed: func(runID string) bool {
+			slot, ok, err := d.cfg.Store.ClaimedRun(trigCtx, runID)
+			return err != nil || (ok && slot != f.Slot)
+		},
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		res, err := d.cfg.Hex.Trigger(trigCtx, req)
+		d.events <- triggerDone{f: f, res: res, err: err}
+	}()
+}
+
+// handle applies one event from a goroutine.
+func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
+	switch ev := ev.(type) {
+	case triggerDone:
+		d.triggered(ctx, ev)
+	case runEnded:
+		if f, ok := d.queued[ev.series]; ok && trigCtx != nil {
+			delete(d.queued, ev.series)
+			s := d.config().Schedule(f.Schedule)
+			if s == nil {
+				return
+			}
+			now := d.cfg.Clock.Now()
+			f.Release, f.Deadline = now, now.Add(s.Window)
+			d.log.Info("dequeued: previous run ended", keySchedule, f.Schedule, keySlot, f.Slot)
+			d.dispatch(ctx, trigCtx, f, now)
+		}
+		if trigCtx != nil {
+			d.fireDue(ctx, trigCtx, d.cfg.Clock.Now()) // held firings may fit now
+		}
+	case retrigger:
+		d.extra[ev.f.Slot] = ev.f
+		d.nextReplan = time.Time{}
+	}
+}
+
+// triggered records the outcome of one idempotent trigger.
+func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
+	f := ev.f
+	delete(d.inflight, f.Slot)
+	delete(d.extra, f.Slot)
+	now := d.cfg.Clock.Now()
+	if ev.err == nil {
+		r := ev.res
+		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateTriggered, state.Update{
+			At: now, RunID: r.RunID, RunURL: r.RunURL, TraceID: r.TraceID, Triggered: r.Sent,
+		}); err != nil {
+			d.log.Error("record triggered", keySlot, f.Slot, keyRun, r.RunID, keyErr, err)
+		}
+		msg, outcome := "triggered", "created"
+		if r.Adopted {
+			msg, outcome = "adopted after reconcile", "adopted"
+		}
+		d.cfg.Metrics.ObserveTrigger(outcome)
+		d.cfg.Metrics.ObserveDelay(r.Sent.Sub(f.Nominal))
+		d.log.Info(msg, keySchedule, f.Schedule, keySlot, f.Slot, keyRun, r.RunID, keyURL, r.RunURL,
+			keyTraceID, r.TraceID, keyNominal, f.Nominal, keyShift, r.Sent.Sub(f.Nominal).Round(time.Second),
+			keyAttempt, r.Attempts)
+		d.wakePoller()
+		if r.Sent.Sub(f.Planned) > 5*time.Second {
+			d.nextReplan = time.Time{} // reality diverged from the plan (a wait, a retry)
+		}
+		return
+	}
+	if errors.Is(ev.err, context.Canceled) {
+		d.log.Warn("trigger interrupted by stop; the next start reconciles it", keySchedule, f.Schedule, keySlot, f.Slot)
+		return
+	}
+	if errors.Is(ev.err, state.ErrSlotTaken) {
+		d.log.Info("slot already triggered elsewhere", keySchedule, f.Schedule, keySlot, f.Slot)
+		return
+	}
+	d.nextReplan = time.Time{}
+	var apiErr *hexclient.APIError
+	var dlErr *hexclient.DeadlineError
+	switch {
+	case errors.As(ev.err, &dlErr):
+		if !dlErr.Unresolved.IsZero() {
+			// An ambiguous attempt may still show up at Hex: settle it like a crash.
+			d.log.Warn("window closed with an ambiguous attempt unresolved; reconciling", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, ev.err)
+			p := slotOf(f, state.KindScheduled)
+			p.LastAttempt = dlErr.Unresolved
+			d.wg.Add(1)
+			go func() { defer d.wg.Done(); d.settle(ctx, p) }()
+			return
+		}
+		d.cfg.Metrics.ObserveTrigger("window_closed")
+		d.skip(ctx, f, "window closed before the trigger went through: "+ev.err.Error())
+	case errors.As(ev.err, &apiErr) && apiErr.Class == hexclient.ClassPermanent:
+		d.cfg.Metrics.ObserveTrigger("failed")
+		reason := apiErr.Error()
+		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateFailed, state.Update{At: now, Reason: reason, TraceID: apiErr.TraceID}); err != nil {
+			d.log.Error("record failed", keySlot, f.Slot, keyErr, err)
+		}
+		d.log.Error("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason, keyTraceID, apiErr.TraceID)
+	default:
+		d.cfg.Metrics.ObserveTrigger("failed")
+		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateFailed, state.Update{At: now, Reason: ev.err.Error()}); err != nil {
+			d.log.Error("record failed", keySlot, f.Slot, keyErr, err)
+		}
+		d.log.Error("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, ev.err)
+	}
+}
+
+// skip records a slot as skipped with its reason: a row and a log line.
+func (d *Daemon) skip(ctx context.Context, f planner.Firing, reason string) {
+	delete(d.extra, f.Slot)
+	if err := d.cfg.Store.SkipSlot(ctx, slotOf(f, state.KindScheduled), reason, d.cfg.Clock.Now()); err != nil {
+		d.log.Error("record skipped", keySlot, f.Slot, keyErr, err)
+	}
+	d.cfg.Metrics.ObserveTrigger("skipped")
+	d.log.Info("skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+}
+
+func (d *Daemon) wakePoller() {
+	select {
+	case d.pollWake <- struct{}{}:
+	default:
+	}
+}
+
+// notifyStatus sends systemd a one-line STATUS= and refreshes the budget gauges.
+func (d *Daemon) notifyStatus(ctx context.Context, now time.Time) {
+	conf := d.config()
+	var parts []string
+	if len(d.plan) > 0 {
+		parts = append(parts, fmt.Sprintf("next %s at %s", d.plan[0].Schedule, d.plan[0].Planned.In(conf.Location).Format("15:04:05")))
+	} else {
+		parts = append(parts, "nothing planned")
+	}
+	var windows []time.Duration
+	for _, r := range conf.Budget.Triggers {
+		windows = append(windows, r.Per)
+	}
+	used, err := d.cfg.Store.BudgetUsed(ctx, now, windows)
+	if err == nil {
+		for i, r := range conf.Budget.Triggers {
+			name := fmt.Sprintf("%d/%s", r.Limit, fmtDur(r.Per))
+			parts = append(parts, fmt.Sprintf("budget %d/%d per %s", used[i], r.Limit-r.Reserve, fmtDur(r.Per)))
+			d.cfg.Metrics.SetBudget(name, used[i], r.Limit-r.Reserve)
+		}
+	}
+	parts = append(parts, fmt.Sprintf("%d in flight", len(d.inflight)))
+	d.cfg.Notifier.Notify("STATUS=" + strings.Join(parts, ", "))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxPer(c *planner.Config) time.Duration {
+	m := time.Hour
+	for _, r := range c.Budget.Triggers {
+		if r.Per > m {
+			m = r.Per
+		}
+	}
+	return m
+}
+
+func maxWindow(c *planner.Config) time.Duration {
+	var m time.Duration
+	for _, s := range c.Schedules {
+		if s.Window > m {
+			m = s.Window
+		}
+	}
+	return m
+}
+
+func sortedFirings(m map[string]planner.Firing) []planner.Firing {
+	out := make([]planner.Firing, 0, len(m))
+	for _, f := range m {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
+	return out
+}
+
+// fmtDur prints 1m0s as 1m and 1h0m0s as 1h.
+func fmtDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

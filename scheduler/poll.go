@@ -1,0 +1,256 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"hexcron/clock"
+	"hexcron/hexclient"
+	"hexcron/planner"
+	"hexcron/state"
+)
+
+// poll tracks every run not yet terminal (this daemon's and those `hexcron trigger`
+// started) until ctx is done: status polls through the client's read budget, less often
+// as runs age, one GetProjectRuns where it covers several runs of a project, and a
+// CancelRun for a run past its schedule's timeout.
+func (d *Daemon) poll(ctx context.Context) {
+	c := d.cfg.Clock
+	last := map[string]time.Time{} // run id -> last polled
+	warned := map[string]bool{}    // run id -> unknown status already logged
+	for ctx.Err() == nil {
+		now := c.Now()
+		runs, err := d.cfg.Store.ActiveRuns(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("poll: read active runs", keyErr, err)
+				_ = clock.Sleep(ctx, c, 5*time.Second)
+			}
+			continue
+		}
+		conf := d.config()
+		next := now.Add(time.Minute)
+		var due []state.Slot
+		live := map[string]bool{}
+		for _, r := range runs {
+			if r.RunID == "" {
+				continue
+			}
+			live[r.RunID] = true
+			if timeout := timeoutOf(conf, r); timeout > 0 {
+				end := r.Triggered.Add(timeout)
+				if !now.Before(end) {
+					d.timeout(ctx, r, timeout)
+					continue
+				}
+				next = minTime(next, end)
+			}
+			at := nextPollAt(r, last[r.RunID])
+			if at.After(now) {
+				next = minTime(next, at)
+				continue
+			}
+			due = append(due, r)
+		}
+		for id := range last {
+			if !live[id] {
+				delete(last, id)
+				delete(warned, id)
+			}
+		}
+		if len(due) > 0 {
+			d.pollOnce(ctx, due, last, warned)
+			continue
+		}
+		t := c.NewTimer(next.Sub(now))
+		select {
+		case <-ctx.Done():
+		case <-d.pollWake:
+		case <-t.C():
+		}
+		t.Stop()
+	}
+}
+
+// nextPollAt is when run r should next be polled, given when it was last polled.
+func nextPollAt(r state.Slot, lastPolled time.Time) time.Time {
+	if lastPolled.IsZero() {
+		return r.Triggered.Add(firstPollDelay)
+	}
+	return lastPolled.Add(pollInterval(lastPolled.Sub(r.Triggered)))
+}
+
+// pollOnce makes one read call for the most overdue run: a GetProjectRuns when other
+// due runs share its project (those it finds are settled by the same call), else a
+// GetRunStatus.
+func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string]time.Time, warned map[string]bool) {
+	conf := d.config()
+	sort.Slice(due, func(i, j int) bool {
+		return nextPollAt(due[i], last[due[i].RunID]).Before(nextPollAt(due[j], last[due[j].RunID]))
+	})
+	first := due[0]
+	project := projectOf(conf, first)
+	if project == "" {
+		last[first.RunID] = d.cfg.Clock.Now()
+		d.end(ctx, first, state.StateUnknown, "schedule removed from the config: run no longer tracked", nil)
+		return
+	}
+	var group []state.Slot
+	for _, r := range due {
+		if projectOf(conf, r) == project {
+			group = append(group, r)
+		}
+	}
+	if len(group) >= 2 {
+		limit := min(100, max(25, 2*len(group)))
+		page, err := d.cfg.Hex.GetProjectRuns(ctx, project, hexclient.RunsQuery{Limit: limit, RunTriggerFilter: "API"})
+		now := d.cfg.Clock.Now()
+		if err == nil {
+			byID := map[string]hexclient.RunStatus{}
+			for _, s := range page.Runs {
+				byID[s.RunID] = s
+			}
+			found := 0
+			for _, r := range group {
+				if s, ok := byID[r.RunID]; ok {
+					last[r.RunID] = now
+					d.apply(ctx, r, &s, warned)
+					found++
+				}
+			}
+			if found > 0 {
+				return // the rest, if any, get a GetRunStatus of their own next round
+			}
+		} else if ctx.Err() != nil {
+			return
+		} else {
+			d.log.Warn("poll: list runs", keyProject, project, keyErr, err)
+		}
+	}
+	s, err := d.cfg.Hex.GetRunStatus(ctx, project, first.RunID)
+	last[first.RunID] = d.cfg.Clock.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		var apiErr *hexclient.APIError
+		if errors.As(err, &apiErr) && apiErr.Status == 404 {
+			d.end(ctx, first, state.StateUnknown, "hex answered 404 for the run: "+apiErr.Reason, nil)
+			return
+		}
+		d.log.Warn("poll: run status", keySchedule, first.Schedule, keySlot, first.Key, keyRun, first.RunID, keyErr, err)
+		return
+	}
+	d.apply(ctx, first, s, warned)
+}
+
+// apply records what a poll learned about run r.
+func (d *Daemon) apply(ctx context.Context, r state.Slot, s *hexclient.RunStatus, warned map[string]bool) {
+	st, known := stateOfStatus(string(s.Status))
+	switch {
+	case !known:
+		if !warned[r.RunID] {
+			warned[r.RunID] = true
+			d.log.Warn("unknown run status; treated as not finished", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyStatus, string(s.Status))
+		}
+	case st == state.StateRunning:
+		if r.State != state.StateRunning {
+			if err := d.cfg.Store.Transition(ctx, r.Key, state.StateRunning, state.Update{At: d.cfg.Clock.Now(), Started: s.StartTime}); err != nil {
+				d.log.Error("record running", keySlot, r.Key, keyErr, err)
+				return
+			}
+			d.log.Info("running", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID)
+		}
+	case st.Terminal():
+		d.end(ctx, r, st, "hex status "+string(s.Status), s)
+	}
+}
+
+// end records a run's final state, frees a kernel for held triggers, and tells the loop
+// (for queue policies and max_running).
+func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason string, s *hexclient.RunStatus) {
+	now := d.cfg.Clock.Now()
+	at := now
+	var elapsed time.Duration
+	if s != nil {
+		if !s.EndTime.IsZero() {
+			at = s.EndTime
+		}
+		elapsed = s.Elapsed
+	}
+	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Ended: at, Elapsed: elapsed}); err != nil {
+		d.log.Error("record run end", keySlot, r.Key, keyErr, err)
+		return
+	}
+	d.cfg.Metrics.ObserveRun(string(st))
+	if st == state.StateCompleted {
+		d.cfg.Metrics.SetLastSuccess(r.Schedule, at)
+	}
+	attrs := []any{keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID}
+	if elapsed > 0 {
+		attrs = append(attrs, keyElapsed, elapsed.Round(time.Second))
+	}
+	if st == state.StateCompleted {
+		d.log.Info(string(st), attrs...)
+	} else {
+		d.log.Warn(string(st), append(attrs, keyReason, reason)...)
+	}
+	d.cfg.Hex.KernelFreed()
+	select {
+	case d.events <- runEnded{series: seriesOfSlot(r.Key)}:
+	case <-ctx.Done():
+	}
+}
+
+// timeout cancels a run still going after its schedule's timeout and records it.
+func (d *Daemon) timeout(ctx context.Context, r state.Slot, timeout time.Duration) {
+	if err := d.cfg.Hex.CancelRun(ctx, projectOf(d.config(), r), r.RunID); err != nil {
+		var apiErr *hexclient.APIError
+		if !(errors.As(err, &apiErr) && apiErr.Status == 404) {
+			if ctx.Err() == nil {
+				d.log.Warn("timeout: cancel failed; will retry", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
+			}
+			return
+		}
+	}
+	d.end(ctx, r, state.StateTimedOut, fmt.Sprintf("still going after timeout %s; cancelled", timeout), nil)
+}
+
+// projectOf is the Hex project of run r's schedule ("" when a reload removed it).
+func projectOf(conf *planner.Config, r state.Slot) string {
+	if s := scheduleNamed(conf, r.Schedule); s != nil {
+		return s.Project
+	}
+	return ""
+}
+
+// timeoutOf is the timeout of run r's schedule (0 when the schedule is gone).
+func timeoutOf(conf *planner.Config, r state.Slot) time.Duration {
+	if s := scheduleNamed(conf, r.Schedule); s != nil {
+		return s.Timeout
+	}
+	return 0
+}
+
+// stateOfStatus maps a Hex run status to a slot state; unknown statuses are not known
+// (and so never terminal).
+func stateOfStatus(status string) (state.State, bool) {
+	switch status {
+	case "PENDING":
+		return state.StateTriggered, true
+	case "RUNNING":
+		return state.StateRunning, true
+	case "COMPLETED":
+		return state.StateCompleted, true
+	case "ERRORED":
+		return state.StateErrored, true
+	case "KILLED":
+		return state.StateKilled, true
+	case "UNABLE_TO_ALLOCATE_KERNEL":
+		return state.StateUnableToAllocate, true
+	}
+	return "", false
+}

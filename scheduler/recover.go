@@ -1,0 +1,115 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"hexcron/clock"
+	"hexcron/planner"
+	"hexcron/state"
+)
+
+// recoverSlots settles every slot a previous process left in `triggering` (it stopped,
+// or was killed, between claiming the slot and recording Hex's answer). Each is settled
+// in its own goroutine once the interrupted attempt can no longer be in flight: adopt
+// the run Hex has, re-trigger when Hex has none and the slot's window is still open,
+// else record it skipped with the reason. Runs left in triggered/running need nothing
+// here: the poller picks them up from the database.
+func (d *Daemon) recoverSlots(ctx, trigCtx context.Context, now time.Time) error {
+	pending, err := d.cfg.Store.SlotsInState(ctx, state.StateTriggering)
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		if p.Kind == state.KindManual && now.Sub(p.LastAttempt) < time.Hour {
+			continue // a `hexcron trigger` may still be at work on it
+		}
+		d.log.Info("recovering interrupted trigger", keySchedule, p.Schedule, keySlot, p.Key, "last_attempt", p.LastAttempt)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.settle(trigCtx, p)
+		}()
+	}
+	return nil
+}
+
+// settle decides one interrupted slot; see recoverSlots.
+func (d *Daemon) settle(ctx context.Context, p state.Slot) {
+	c := d.cfg.Clock
+	if err := clock.Sleep(ctx, c, p.LastAttempt.Add(d.cfg.Reconcile).Sub(c.Now())); err != nil {
+		return
+	}
+	conf := d.config()
+	s := scheduleNamed(conf, p.Schedule)
+	project := ""
+	if s != nil {
+		project = s.Project
+	}
+	if project == "" {
+		d.recordSkip(ctx, p, "interrupted mid-trigger and its schedule is gone: cannot ask Hex")
+		return
+	}
+	claimed := func(runID string) bool {
+		slot, ok, err := d.cfg.Store.ClaimedRun(ctx, runID)
+		return err != nil || (ok && slot != p.Key)
+	}
+	var run, err = d.cfg.Hex.Reconcile(ctx, project, p.LastAttempt, claimed)
+	for attempt := 1; err != nil && attempt < 5; attempt++ {
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("reconcile failed; retrying", keySlot, p.Key, keyAttempt, attempt, keyErr, err)
+		if clock.Sleep(ctx, c, time.Duration(attempt)*30*time.Second) != nil {
+			return
+		}
+		run, err = d.cfg.Hex.Reconcile(ctx, project, p.LastAttempt, claimed)
+	}
+	if err != nil {
+		d.cfg.Metrics.ObserveReconcile("error")
+		d.log.Error("reconcile failed; the slot stays triggering until the next start", keySlot, p.Key, keyErr, err)
+		return
+	}
+	if run != nil {
+		triggered := run.StartTime
+		if triggered.IsZero() {
+			triggered = p.LastAttempt
+		}
+		if err := d.cfg.Store.Transition(ctx, p.Key, state.StateTriggered, state.Update{
+			At: c.Now(), RunID: run.RunID, RunURL: run.RunURL, TraceID: run.TraceID, Triggered: triggered,
+			Reason: "adopted after reconcile",
+		}); err != nil {
+			d.log.Error("record adopted run", keySlot, p.Key, keyErr, err)
+			return
+		}
+		d.cfg.Metrics.ObserveReconcile("adopted")
+		d.log.Info("adopted after reconcile", keySchedule, p.Schedule, keySlot, p.Key, keyRun, run.RunID, keyURL, run.RunURL)
+		d.wakePoller()
+		return
+	}
+	now := c.Now()
+	if s != nil && p.Kind != state.KindManual {
+		deadline := p.Nominal.Add(s.Window)
+		if now.Before(deadline) {
+			d.cfg.Metrics.ObserveReconcile("retrigger")
+			d.log.Info("re-triggering: Hex has no run for the interrupted attempt", keySchedule, p.Schedule, keySlot, p.Key)
+			f := planner.Firing{Schedule: p.Schedule, Slot: p.Key, Nominal: p.Nominal, Matrix: p.Matrix,
+				Priority: s.Priority, Release: now, Deadline: deadline}
+			select {
+			case d.events <- retrigger{f: f}:
+			case <-ctx.Done():
+			}
+			return
+		}
+	}
+	d.cfg.Metrics.ObserveReconcile("none")
+	d.recordSkip(ctx, p, "interrupted mid-trigger; Hex has no run for it and its window has closed")
+}
+
+func (d *Daemon) recordSkip(ctx context.Context, p state.Slot, reason string) {
+	if err := d.cfg.Store.SkipSlot(ctx, p, reason, d.cfg.Clock.Now()); err != nil {
+		d.log.Error("record skipped", keySlot, p.Key, keyErr, err)
+		return
+	}
+	d.log.Info("skipped", keySchedule, p.Schedule, keySlot, p.Key, keyReason, reason)
+}

@@ -1,0 +1,59 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"hexcron/state"
+)
+
+// Store is what the daemon needs of the database (*state.DB).
+type Store interface {
+	Heartbeat(ctx context.Context) (time.Time, bool, error)
+	SetHeartbeat(ctx context.Context, t time.Time) error
+	Attempts(ctx context.Context, since time.Time) ([]state.Attempt, error)
+	History(ctx context.Context, f state.Filter) ([]state.Slot, error)
+	ActiveRuns(ctx context.Context) ([]state.Slot, error)
+	SlotsInState(ctx context.Context, states ...state.State) ([]state.Slot, error)
+	PlanSlot(ctx context.Context, s state.Slot, now time.Time) (bool, error)
+	SkipSlot(ctx context.Context, s state.Slot, reason string, at time.Time) error
+	Transition(ctx context.Context, key string, to state.State, u state.Update) error
+	ClaimedRun(ctx context.Context, runID string) (slotKey string, ok bool, err error)
+	BudgetUsed(ctx context.Context, now time.Time, windows []time.Duration) ([]int, error)
+	PruneHistory(ctx context.Context, before time.Time) (int64, error)
+	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+}
+
+// recentSends returns the send instants of the ledger's attempts since t (this and
+// other processes'), which every plan counts into its rules.
+func recentSends(ctx context.Context, st Store, since time.Time) ([]time.Time, error) {
+	atts, err := st.Attempts(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, len(atts))
+	for i, a := range atts {
+		out[i] = a.Sent
+	}
+	return out, nil
+}
+
+// handledSlots returns the keys of slots with nominal >= since in any state but
+// planned: the planner must not plan them again.
+func handledSlots(ctx context.Context, st Store, since time.Time) (map[string]bool, error) {
+	var states []state.State
+	for _, s := range state.States {
+		if s != state.StatePlanned {
+			states = append(states, s)
+		}
+	}
+	slots, err := st.History(ctx, state.Filter{Since: since, States: states})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(slots))
+	for _, s := range slots {
+		out[s.Key] = true
+	}
+	return out, nil
+}
