@@ -54,13 +54,13 @@ type Daemon struct {
 	conf *planner.Config
 
 	// Owned by the loop goroutine.
-	plan      []planner.Firing
-	extra     map[string]planner.Firing   // catch-up and re-trigger firings, by slot
-	unplaced  map[string]planner.Unplaced // seen unplaced, by slot, until their window closes
-	announced map[string]time.Time        // slot -> planned instant last logged
-	inflight  map[string]planner.Firing   // triggers running in goroutines, by slot
-	queued    map[string]planner.Firing   // overlap queue: series -> the one waiting firing
-	held      map[string]planner.Firing   // max_running holds, by slot
+	plan       []planner.Firing
+	extra      map[string]planner.Firing   // catch-up and re-trigger firings, by slot
+	unplaced   map[string]planner.Unplaced // seen unplaced, by slot, until their window closes
+	announced  map[string]time.Time        // slot -> planned instant last logged
+	inflight   map[string]planner.Firing   // triggers running in goroutines, by slot
+	queued     map[string]planner.Firing   // overlap queue: series -> the one waiting firing
+	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
 
 	events   chan event
