@@ -26,7 +26,7 @@ type Attempt struct {
 // triggering with attempts+1 and last attempt time now (creating the row from the key if
 // it does not exist yet); it returns the attempt's id.
 func (db *DB) Admit(ctx context.Context, now, since time.Time, slot string, decide func([]Attempt) time.Duration) (int64, time.Duration, error) {
-	tx, err := db.sql.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock=immediate)
+	tx, err := db.begin(ctx) // BEGIN IMMEDIATE (_txlock=immediate)
 	if err != nil {
 		return 0, 0, classify("admit", db.path, err)
 	}
@@ -90,7 +90,7 @@ func (db *DB) Admit(ctx context.Context, now, since time.Time, slot string, deci
 // Complete records when attempt id's response arrived (or when it was given up). A
 // second Complete of the same attempt keeps the first time.
 func (db *DB) Complete(ctx context.Context, id int64, done time.Time) error {
-	res, err := db.sql.ExecContext(ctx, "UPDATE ledger SET done_ms = coalesce(done_ms, ?) WHERE id = ?", done.UnixMilli(), id)
+	res, err := db.exec(ctx, "UPDATE ledger SET done_ms = coalesce(done_ms, ?) WHERE id = ?", done.UnixMilli(), id)
 	if err != nil {
 		return classify("complete attempt", db.path, err)
 	}
@@ -112,7 +112,7 @@ func (db *DB) Attempts(ctx context.Context, since time.Time) ([]Attempt, error) 
 // PruneLedger deletes the ledger rows sent before the given instant (pass the oldest
 // `since` any budget rule can still ask for) and returns how many it deleted.
 func (db *DB) PruneLedger(ctx context.Context, before time.Time) (int64, error) {
-	res, err := db.sql.ExecContext(ctx, "DELETE FROM ledger WHERE sent_ms < ?", before.UnixMilli())
+	res, err := db.exec(ctx, "DELETE FROM ledger WHERE sent_ms < ?", before.UnixMilli())
 	if err != nil {
 		return 0, classify("prune ledger", db.path, err)
 	}

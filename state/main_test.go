@@ -5,12 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -216,7 +213,3 @@ func openT(t *testing.T) *DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
-
-var _ = errors.Is
-var _ = strconv.Itoa
-var _ = strings.TrimSpace

@@ -11,7 +11,7 @@ import (
 // SetHeartbeat records that the daemon was alive at t. After downtime, the scheduler
 // reads it back to find the slots missed since (catch-up).
 func (db *DB) SetHeartbeat(ctx context.Context, t time.Time) error {
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('heartbeat', ?)
+	_, err := db.exec(ctx, `INSERT INTO meta (name, value) VALUES ('heartbeat', ?)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.FormatInt(t.UnixMilli(), 10))
 	return classify("set heartbeat", db.path, err)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDefaultPath(t *testing.T) {
@@ -384,7 +385,7 @@ func TestOpenDiskFull(t *testing.T) {
 		defer db.Close()
 		var werr error
 		for i := 0; i < 10000 && werr == nil; i++ {
-			_, werr = db.PlanSlot(ctx, Slot{Key: "big@" + t0.Add(time1m*timeDuration(i)).Format("2006-01-02T15:04:05Z"),
+			_, werr = db.PlanSlot(ctx, Slot{Key: "big@" + t0.Add(time.Duration(i)*time.Minute).Format("2006-01-02T15:04:05Z"),
 				Matrix: map[string]string{"pad": strings.Repeat("x", 500)}}, t0)
 		}
 		if !errors.Is(werr, ErrDiskFull) {

@@ -111,7 +111,7 @@ func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("plan slot: %w", err)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return false, classify("plan slot", db.path, err)
 	}
@@ -167,7 +167,7 @@ func (db *DB) Transition(ctx context.Context, key string, to State, u Update) er
 	if !to.Valid() {
 		return fmt.Errorf("transition slot %s: unknown state %q", key, to)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return classify("transition slot", db.path, err)
 	}
@@ -241,7 +241,7 @@ func (db *DB) SkipSlot(ctx context.Context, s Slot, reason string, at time.Time)
 	if err != nil {
 		return fmt.Errorf("skip slot: %w", err)
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return classify("skip slot", db.path, err)
 	}
@@ -376,7 +376,7 @@ func (db *DB) PruneHistory(ctx context.Context, before time.Time) (int64, error)
 			terminal = append(terminal, string(s))
 		}
 	}
-	res, err := db.sql.ExecContext(ctx, "DELETE FROM slots WHERE updated_ms < ? AND state IN ("+placeholders(len(terminal))+")",
+	res, err := db.exec(ctx, "DELETE FROM slots WHERE updated_ms < ? AND state IN ("+placeholders(len(terminal))+")",
 		append([]any{before.UnixMilli()}, terminal...)...)
 	if err != nil {
 		return 0, classify("prune history", db.path, err)
