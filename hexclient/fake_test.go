@@ -96,6 +96,7 @@ type fakeHex struct {
 	seq       int
 	listFails int // answer this many GetProjectRuns with 500
 	hideRuns  time.Duration
+	echo      bool // echo the Authorization header into error bodies ({{AUTH}} in steps)
 }
 
 func (f *fakeHex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +114,9 @@ func (f *fakeHex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-trace-id", "trace-401")
 		w.WriteHeader(http.StatusUnauthorized)
 		io.WriteString(w, "Unauthorized")
+		if f.echo {
+			io.WriteString(w, ": "+r.Header.Get("Authorization"))
+		}
 		return
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/api/v1")
@@ -131,8 +135,9 @@ func (f *fakeHex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			run = &f.runs[len(f.runs)-1]
 		}
 		f.mu.Unlock()
+		auth := r.Header.Get("Authorization")
 		for k, v := range st.header {
-			w.Header().Set(k, v)
+			w.Header().Set(k, strings.ReplaceAll(v, "{{AUTH}}", auth))
 		}
 		switch {
 		case st.hang:
@@ -160,13 +165,16 @@ func (f *fakeHex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
-		io.WriteString(w, body)
+		io.WriteString(w, strings.ReplaceAll(body, "{{AUTH}}", auth))
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[0] == "projects" && parts[2] == "runs":
 		f.lists = append(f.lists, now)
 		if f.listFails > 0 {
 			f.listFails--
 			f.mu.Unlock()
 			w.WriteHeader(http.StatusInternalServerError)
+			if f.echo {
+				fmt.Fprintf(w, `{"reason":"boom %s","traceId":%q}`, r.Header.Get("Authorization"), r.Header.Get("Authorization"))
+			}
 			return
 		}
 		type wire struct {
@@ -225,7 +233,11 @@ func (o *recObserver) OnReconcile(s string) {
 	o.reconcile[s]++
 	o.mu.Unlock()
 }
-func (o *recObserver) OnHold(r string, _ time.Time) { o.mu.Lock(); o.holds = append(o.holds, r); o.mu.Unlock() }
+func (o *recObserver) OnHold(r string, _ time.Time) {
+	o.mu.Lock()
+	o.holds = append(o.holds, r)
+	o.mu.Unlock()
+}
 
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer struct {
@@ -233,8 +245,12 @@ type syncBuffer struct {
 	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // testClient builds a Client against h with a deterministic rand and a text log.
 func testClient(t *testing.T, h http.Handler, tok TokenSource, mod func(*Config)) (*Client, *syncBuffer, *recObserver) {

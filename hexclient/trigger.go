@@ -78,8 +78,11 @@ func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, e
 		c.obs.OnTrigger("trigger_created")
 	case errors.Is(err, ErrDeadline):
 		c.obs.OnTrigger("trigger_deadline")
+		t.log.Warn("trigger deadline passed; slot not triggered", KeyAttempt, t.attempts, KeyErr, t.last,
+			"unresolved", !t.unresolved.IsZero())
 	case errors.As(err, new(*CanceledError)):
 		c.obs.OnTrigger("trigger_canceled")
+		t.log.Info("trigger interrupted", KeyAttempt, t.attempts, "unresolved", !t.unresolved.IsZero())
 	default:
 		c.obs.OnTrigger("trigger_failed")
 	}
