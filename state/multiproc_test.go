@@ -137,3 +137,15 @@ func BenchmarkAdmit(b *testing.B) {
 		}
 	}
 }
+
+// TestViolationsFindsABreach: the brute-force checker itself can fail.
+func TestViolationsFindsABreach(t *testing.T) {
+	at := func(ms int) Attempt { return Attempt{Sent: t0.Add(time.Duration(ms) * time.Millisecond)} }
+	rules := []rule{{Limit: 2, Per: time.Second}}
+	if v := violations([]Attempt{at(0), at(999), at(1000), at(1999)}, rules); len(v) != 0 {
+		t.Errorf("legal set reported: %v", v)
+	}
+	if v := violations([]Attempt{at(0), at(500), at(999)}, rules); len(v) != 1 {
+		t.Errorf("3 in [0, 1s) reported %d violations, want 1", len(v))
+	}
+}

@@ -98,6 +98,9 @@ func prepareFile(path string, readOnly bool) (created bool, err error) {
 				msg: "run `hexcron run` once to create it, or pass --db"}
 		}
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return prepareFile(path, readOnly) // another process created it just now
+		}
 		if err != nil {
 			return false, classifyOS("create state", path, err)
 		}
