@@ -193,6 +193,7 @@ func (s *Server) runProject(c *call) {
 			case FaultNone, Fault5xxAfterCreate, FaultDelay, FaultDrop:
 				created = s.createRunLocked(pid, c.user, TriggerAPI, c.now)
 				c.run = created.id
+				s.requests[c.idx].RunCreated = created.id // visible while a delayed answer waits
 			}
 		}
 	}
