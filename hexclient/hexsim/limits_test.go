@@ -324,3 +324,32 @@ func TestKernelCap(t *testing.T) {
 		}
 	})
 }
+
+// TestResetHeadersNeverEarly: at a fractional instant, the announced reset (both forms,
+// rounded up to whole seconds) is never before the instant a retry is admitted.
+func TestResetHeadersNeverEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{Limits: Limits{Style: StyleBoth, Window: WindowRolling, Trigger: []Rule{{Limit: 1, Per: time.Minute}}}})
+		time.Sleep(200 * time.Millisecond)
+		h.trigger(tokA, proj1) // admitted at +0.2s: the next one fits at +60.2s
+		time.Sleep(700 * time.Millisecond)
+		r, _ := h.trigger(tokA, proj1) // refused at +0.9s
+		if r.status != http.StatusTooManyRequests {
+			t.Fatalf("status %d", r.status)
+		}
+		epoch, _ := strconv.ParseInt(r.header.Get("X-RateLimit-Reset"), 10, 64)
+		delta, _ := strconv.Atoi(r.header.Get("RateLimit-Reset"))
+		retry, _ := strconv.Atoi(r.header.Get("Retry-After"))
+		now := time.Now()
+		for name, at := range map[string]time.Time{"X-RateLimit-Reset": time.Unix(epoch, 0), "RateLimit-Reset": now.Add(time.Duration(delta) * time.Second),
+			"Retry-After": now.Add(time.Duration(retry) * time.Second)} {
+			if at.Before(now.Add(59300*time.Millisecond)) || at.After(now.Add(60300*time.Millisecond)) {
+				t.Errorf("%s announces %v, want within a second after %v", name, at, now.Add(59300*time.Millisecond))
+			}
+		}
+		sleepUntil(time.Unix(epoch, 0))
+		if r, _ := h.trigger(tokA, proj1); r.status != http.StatusCreated {
+			t.Fatalf("at X-RateLimit-Reset: %d", r.status)
+		}
+	})
+}

@@ -308,7 +308,12 @@ func (c *call) rateHeaders(info rateInfo, limited bool) {
 		h.Set("RateLimit-Reset", strconv.FormatInt(secs, 10))
 		h.Set("X-RateLimit-Limit", strconv.Itoa(info.limit))
 		h.Set("X-RateLimit-Remaining", strconv.Itoa(info.remaining))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(c.now.Unix()+secs, 10))
+		at := c.now.Add(resetIn) // as Unix seconds, rounded up so that it is never early
+		epoch := at.Unix()
+		if at.Nanosecond() > 0 {
+			epoch++
+		}
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(epoch, 10))
 	}
 	if limited && (style == StyleRetryAfter || style == StyleBoth) {
 		h.Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(info.retryAfter)), 10))
