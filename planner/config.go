@@ -19,7 +19,9 @@ const (
 )
 
 // DefaultTriggers are Hex's RunProject caps: 20 per minute and 60 per hour.
-func DefaultTriggers() []Rule { return []Rule{{Limit: 20, Per: time.Minute}, {Limit: 60, Per: time.Hour}} }
+func DefaultTriggers() []Rule {
+	return []Rule{{Limit: 20, Per: time.Minute}, {Limit: 60, Per: time.Hour}}
+}
 
 // DefaultReads is the budget for status and list calls: 30 per minute.
 func DefaultReads() []Rule { return []Rule{{Limit: 30, Per: time.Minute}} }

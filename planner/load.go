@@ -246,6 +246,9 @@ func (d *decoder) collect(n *yaml.Node, field string, known []string, seen map[s
 			d.errorf(k, f, "%s", tokenMessage)
 			continue
 		}
+		if field == "" && strings.HasPrefix(key, "x-") {
+			continue // extension keys hold YAML anchors for reuse
+		}
 		if !slices.Contains(known, key) {
 			d.errorf(k, f, "unknown key%s", suggest(key, known))
 			continue
@@ -606,7 +609,11 @@ func (d *decoder) sched(n *yaml.Node, field string, known []string) rawSched {
 			case "cron":
 				spec, err := parseCron(s)
 				if err != nil {
-					d.errorf(e.v, e.field, "%s %v (write 5 fields \"min hour dom month dow\", 6 with seconds first, or @hourly, @daily, @every 10m)", quote(s), err)
+					hint := ""
+					if strings.HasPrefix(err.Error(), "does not parse") {
+						hint = ` (write 5 fields "min hour dom month dow", 6 with seconds first, or @hourly, @daily, @every 10m)`
+					}
+					d.errorf(e.v, e.field, "%s %v%s", quote(s), err, hint)
 					continue
 				}
 				r.cron.put(s, e)

@@ -53,7 +53,7 @@ type Input struct {
 type Unplaced struct {
 	Firing
 	Reason    string   // why, in words
-	Competing []string // schedules planned in the firing's window, busiest first
+	Competing []string // schedules planned in the firing's window, busiest first (at most 10)
 }
 
 // Hour is the plan's usage in one hour of the config's default time zone.
@@ -118,11 +118,21 @@ func Expand(cfg *Config, in Input) []Firing {
 		f.Planned = time.Time{}
 		out = append(out, f)
 	}
-	slices.SortFunc(out, func(a, b Firing) int {
+	// Sort indexes, not the (large) firings.
+	idx := make([]int32, len(out))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &out[i], &out[j]
 		return cmp.Or(a.Release.Compare(b.Release), a.Deadline.Compare(b.Deadline), cmp.Compare(b.Priority, a.Priority),
 			a.Nominal.Compare(b.Nominal), strings.Compare(a.Slot, b.Slot))
 	})
-	return out
+	sorted := make([]Firing, len(out))
+	for i, k := range idx {
+		sorted[i] = out[k]
+	}
+	return sorted
 }
 
 // Plan places every firing of cfg's schedules over in's horizon.
@@ -173,13 +183,15 @@ func Plan(cfg *Config, in Input) *Result {
 	slices.SortStableFunc(res.Firings, func(a, b Firing) int {
 		return cmp.Or(a.Planned.Compare(b.Planned), strings.Compare(a.Slot, b.Slot))
 	})
-	for _, u := range p.unplaced {
-		u.Firing = fs[u.job]
-		res.Unplaced = append(res.Unplaced, u.Unplaced)
-	}
-	slices.SortFunc(res.Unplaced, func(a, b Unplaced) int {
-		return cmp.Or(a.Nominal.Compare(b.Nominal), strings.Compare(a.Slot, b.Slot))
+	slices.SortFunc(p.unplaced, func(a, b unplacedJob) int {
+		x, y := &fs[a.job], &fs[b.job]
+		return cmp.Or(x.Nominal.Compare(y.Nominal), strings.Compare(x.Slot, y.Slot))
 	})
+	res.Unplaced = make([]Unplaced, len(p.unplaced))
+	for i, u := range p.unplaced {
+		res.Unplaced[i] = u.Unplaced
+		res.Unplaced[i].Firing = fs[u.job]
+	}
 	res.Hours = hours(res, fs)
 	return res
 }
@@ -192,6 +204,7 @@ func floorSec(ns int64) int64 { return floorDiv(ns, sec) }
 type job struct {
 	rel, dl int64 // whole seconds
 	prio    int
+	sched   int // schedule id
 	nominal int64
 	slot    string
 }
@@ -209,14 +222,23 @@ type placer struct {
 	spacing  int64
 	pts      []int64 // trigger instants in ns, ascending: past first, then planned
 	nPast    int
-	holder   []int // per point: the job holding it, -1 for a past attempt
-	start    int64 // planning starts here (seconds)
+	holder   []int   // per point: the job holding it, -1 for a past attempt
+	start    int64   // planning starts here (seconds)
 	queue    jobHeap // released firings waiting for an instant, by deadline
 	returned relHeap // firings taken back by a crisis, by release
 	unplaced []unplacedJob
 
 	crises, maxCrises int // backtracking steps taken, and the most allowed
+	maxPer            int64
+
+	names   []string // schedule names by id
+	rank    []int    // position of each name in sorted order
+	counts  []int    // scratch for explain, by schedule id
+	touched []int
 }
+
+// maxCompeting bounds Unplaced.Competing.
+const maxCompeting = 10
 
 func newPlacer(res *Result, fs []Firing, in Input) *placer {
 	p := &placer{res: res, fs: fs, rules: res.Rules, spacing: int64(res.MinSpacing)}
@@ -241,6 +263,27 @@ func newPlacer(res *Result, fs []Firing, in Input) *placer {
 	p.queue.jobs = p.jobs
 	p.returned.jobs = p.jobs
 	p.maxCrises = 64*len(fs) + 1024
+	p.maxPer = maxPer(p.rules)
+	ids := map[string]int{}
+	for i, f := range fs {
+		id, ok := ids[f.Schedule]
+		if !ok {
+			id = len(p.names)
+			ids[f.Schedule] = id
+			p.names = append(p.names, f.Schedule)
+		}
+		p.jobs[i].sched = id
+	}
+	p.counts = make([]int, len(p.names))
+	order := make([]int, len(p.names))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(p.names[a], p.names[b]) })
+	p.rank = make([]int, len(p.names))
+	for r, id := range order {
+		p.rank[id] = r
+	}
 	return p
 }
 
@@ -312,8 +355,14 @@ func (p *placer) crisis(j int) (barrier int64, ok bool) {
 	}
 	dl := p.jobs[j].dl
 	r := p.jobs[j].rel
+	// Only points that can still weigh on j's window are looked at: a pull job further
+	// back than twice the longest rule period (plus min_spacing) is not searched for.
+	reach := p.jobs[j].rel*sec - 2*p.maxPer - p.spacing
 	k := len(p.pts) - 1
 	for ; k >= p.nPast; k-- {
+		if p.pts[k] < reach {
+			return 0, false
+		}
 		h := p.holder[k]
 		if p.jobs[h].dl > dl {
 			break
@@ -376,15 +425,24 @@ func (p *placer) miss(j int, x int64, displacedBy string) {
 // explain says why job j found no instant, and who holds its window.
 func (p *placer) explain(j, lo, hi int, displacedBy string) Unplaced {
 	jb := p.jobs[j]
-	counts := map[string]int{}
+	p.touched = p.touched[:0]
 	for k := lo; k < hi; k++ {
-		counts[p.fs[p.holder[k]].Schedule]++
+		id := p.jobs[p.holder[k]].sched
+		if p.counts[id] == 0 {
+			p.touched = append(p.touched, id)
+		}
+		p.counts[id]++
 	}
-	competing := make([]string, 0, len(counts))
-	for name := range counts {
-		competing = append(competing, name)
+	slices.SortFunc(p.touched, func(a, b int) int {
+		return cmp.Or(cmp.Compare(p.counts[b], p.counts[a]), cmp.Compare(p.rank[a], p.rank[b]))
+	})
+	competing := make([]string, 0, min(len(p.touched), maxCompeting))
+	for i, id := range p.touched {
+		if i < maxCompeting {
+			competing = append(competing, p.names[id])
+		}
+		p.counts[id] = 0
 	}
-	slices.SortFunc(competing, func(a, b string) int { return cmp.Or(cmp.Compare(counts[b], counts[a]), strings.Compare(a, b)) })
 
 	var full []string
 	dl := jb.dl * sec
@@ -463,7 +521,7 @@ func (h *jobHeap) Less(a, b int) bool {
 	return x.slot < y.slot
 }
 func (h *jobHeap) Swap(a, b int) { h.idx[a], h.idx[b] = h.idx[b], h.idx[a] }
-func (h *jobHeap) Push(v any)   { h.idx = append(h.idx, v.(int)) }
+func (h *jobHeap) Push(v any)    { h.idx = append(h.idx, v.(int)) }
 func (h *jobHeap) Pop() any {
 	v := h.idx[len(h.idx)-1]
 	h.idx = h.idx[:len(h.idx)-1]
@@ -485,7 +543,7 @@ func (h *relHeap) Less(a, b int) bool {
 	return h.idx[a] < h.idx[b]
 }
 func (h *relHeap) Swap(a, b int) { h.idx[a], h.idx[b] = h.idx[b], h.idx[a] }
-func (h *relHeap) Push(v any)   { h.idx = append(h.idx, v.(int)) }
+func (h *relHeap) Push(v any)    { h.idx = append(h.idx, v.(int)) }
 func (h *relHeap) Pop() any {
 	v := h.idx[len(h.idx)-1]
 	h.idx = h.idx[:len(h.idx)-1]

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )

@@ -134,9 +134,18 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 		caps = append(caps, capRule{"budget.min_spacing", 1, sp, "one trigger every " + fmtDur(sp)})
 	}
 	cronLine := r.cronLine
-	fanNote := ""
-	if fan > 1 {
-		fanNote = fmt.Sprintf(" × %d matrix combinations", fan)
+	what := func(n int) string {
+		s := fmt.Sprintf("%d instant", n)
+		if n != 1 {
+			s += "s"
+		}
+		if fan > 1 {
+			s += fmt.Sprintf(" × %d matrix combinations", fan)
+		}
+		return s
+	}
+	report := func(msg string, a ...any) {
+		d.errs = append(d.errs, Problem{File: d.file, Line: cronLine, Field: join(f, "cron"), Message: fmt.Sprintf(msg, a...)})
 	}
 	room := func(c capRule, span time.Duration) int64 { return int64(c.limit) * (int64(span/c.per) + 1) }
 	for _, c := range caps {
@@ -149,18 +158,21 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 			count := int64(j-i+1) * int64(fan)
 			span := inst[j].Sub(inst[i]) + s.Window
 			if allowed := room(c, span); count > allowed {
-				d.errs = append(d.errs, Problem{File: d.file, Line: cronLine, Field: join(f, "cron"), Message: fmt.Sprintf(
-					"needs %d triggers from %s (%d firings%s) within %s, its %s window included, but %s allows at most %d in that time (%s)",
-					count, inst[i].Format("Mon 15:04:05 MST"), j-i+1, fanNote, fmtDur(span), fmtDur(s.Window), c.name, allowed, c.desc)})
+				report("needs %d triggers within %s (%s, spread over its %s window) but %s allows at most %d in that time (%s)",
+					count, fmtDur(span), what(j-i+1), fmtDur(s.Window), c.name, allowed, c.desc)
 				return
 			}
 		}
 		count := int64(len(inst)) * int64(fan)
 		span := inst[len(inst)-1].Sub(inst[0]) + s.Window
 		if allowed := room(c, span); count > allowed {
-			d.errs = append(d.errs, Problem{File: d.file, Line: cronLine, Field: join(f, "cron"), Message: fmt.Sprintf(
-				"needs %d triggers (%d firings%s) within %s, its %s window included, but %s allows at most %d in that time (%s)",
-				count, len(inst), fanNote, fmtDur(span), fmtDur(s.Window), c.name, allowed, c.desc)})
+			nominalSpan := float64(inst[len(inst)-1].Sub(inst[0]))
+			if len(inst) > 1 {
+				nominalSpan = nominalSpan * float64(len(inst)) / float64(len(inst)-1)
+			}
+			rate := float64(count) * float64(c.per) / max(nominalSpan, float64(time.Second))
+			report("needs about %.0f triggers per %s on average (%s in %s) but %s allows %s",
+				rate, fmtDur(c.per), what(len(inst)), fmtDur(span-s.Window), c.name, c.desc)
 			return
 		}
 	}
