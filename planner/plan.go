@@ -425,6 +425,26 @@ func (p *placer) miss(j int, x int64, displacedBy string) {
 // explain says why job j found no instant, and who holds its window.
 func (p *placer) explain(j, lo, hi int, displacedBy string) Unplaced {
 	jb := p.jobs[j]
+	var full []string
+	var reach int64 = 1 // how far around the window competitors are looked for
+	dl := jb.dl * sec
+	for _, r := range p.rules {
+		before := countIn(p.pts, dl-int64(r.Per)+1, dl+1)
+		after := countIn(p.pts, dl, dl+int64(r.Per))
+		if max(before, after) >= r.Effective() {
+			full = append(full, ruleText(r))
+			reach = max(reach, int64(r.Per))
+		}
+	}
+	if len(full) == 0 && p.spacing > 0 {
+		full = append(full, "min_spacing "+fmtDur(time.Duration(p.spacing)))
+		reach = max(reach, p.spacing)
+	}
+	// Competing: the schedules holding planned instants that share a full rule's
+	// window with this firing's window.
+	planned := p.pts[p.nPast:]
+	lo = p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] > jb.rel*sec-reach })
+	hi = p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] >= dl+reach })
 	p.touched = p.touched[:0]
 	for k := lo; k < hi; k++ {
 		id := p.jobs[p.holder[k]].sched
@@ -444,18 +464,7 @@ func (p *placer) explain(j, lo, hi int, displacedBy string) Unplaced {
 		p.counts[id] = 0
 	}
 
-	var full []string
-	dl := jb.dl * sec
-	for _, r := range p.rules {
-		before := countIn(p.pts, dl-int64(r.Per)+1, dl+1)
-		after := countIn(p.pts, dl, dl+int64(r.Per))
-		if max(before, after) >= r.Effective() {
-			full = append(full, ruleText(r))
-		}
-	}
-	if len(full) == 0 && p.spacing > 0 {
-		full = append(full, "min_spacing "+fmtDur(time.Duration(p.spacing)))
-	}
+
 	loc := p.res.Location
 	from, to := time.Unix(jb.rel, 0).In(loc), time.Unix(jb.dl, 0).In(loc)
 	var b strings.Builder
