@@ -464,7 +464,6 @@ func (p *placer) explain(j, lo, hi int, displacedBy string) Unplaced {
 		p.counts[id] = 0
 	}
 
-
 	loc := p.res.Location
 	from, to := time.Unix(jb.rel, 0).In(loc), time.Unix(jb.dl, 0).In(loc)
 	var b strings.Builder
