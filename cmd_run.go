@@ -101,7 +101,7 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 		fmt.Fprintf(e.stderr, "hexcron run: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	log, err := newLogger(e.stderr, f.logFormat, f.logLevel)
+	log, err := newLogger(e.stderr, f.logFormat, f.logLevel, e.getenv)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "hexcron run: %v\n", err)
 		return exitUsage
@@ -130,6 +130,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	if f.simulate {
 		start := time.Now().Truncate(time.Hour).Add(time.Hour - 30*time.Second)
 		clk = clock.NewScaled(clock.System{}, start, f.speed)
+		log = slog.New(clockHandler{log.Handler(), clk})
 		var stopSim func()
 		baseURL, stopSim, err = serveSim(clk, f.seed, log)
 		if err != nil {

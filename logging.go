@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,12 +10,16 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+
+	"hexcron/clock"
 )
 
 // newLogger builds the daemon's logger: tint with colour when w is a terminal, plain
 // logfmt-style text otherwise (journald adds its own timestamp, but the text keeps one
-// so that a log file alone is readable), JSON with --log-format json.
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// so that a log file alone is readable), JSON with --log-format json. Under journald
+// ($JOURNAL_STREAM set) each text line starts with its syslog priority (<3> error,
+// <4> warning, <6> info, <7> debug), so `journalctl -p warning` works.
+func newLogger(w io.Writer, format, level string, getenv func(string) string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
@@ -24,9 +29,13 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		if isTerminal(w) {
 			return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly})), nil
 		}
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+		fallthrough
 	case "text":
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+		opts := &slog.HandlerOptions{Level: lvl}
+		if getenv("JOURNAL_STREAM") != "" {
+			return slog.New(newJournalHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
 	}
@@ -42,4 +51,85 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// journalHandler writes logfmt text lines prefixed with their syslog priority, which
+// journald reads (SyslogLevelPrefix=, on by default) and strips.
+type journalHandler struct{ hs [4]slog.Handler } // debug, info, warn, error
+
+func newJournalHandler(w io.Writer, opts *slog.HandlerOptions) journalHandler {
+	var h journalHandler
+	for i, p := range []string{"<7>", "<6>", "<4>", "<3>"} {
+		h.hs[i] = slog.NewTextHandler(prefixWriter{prefix: []byte(p), w: w}, opts)
+	}
+	return h
+}
+
+func (h journalHandler) pick(l slog.Level) slog.Handler {
+	switch {
+	case l >= slog.LevelError:
+		return h.hs[3]
+	case l >= slog.LevelWarn:
+		return h.hs[2]
+	case l >= slog.LevelInfo:
+		return h.hs[1]
+	}
+	return h.hs[0]
+}
+
+func (h journalHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.pick(l).Enabled(ctx, l)
+}
+
+func (h journalHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.pick(r.Level).Handle(ctx, r)
+}
+
+func (h journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	var out journalHandler
+	for i := range h.hs {
+		out.hs[i] = h.hs[i].WithAttrs(as)
+	}
+	return out
+}
+
+func (h journalHandler) WithGroup(name string) slog.Handler {
+	var out journalHandler
+	for i := range h.hs {
+		out.hs[i] = h.hs[i].WithGroup(name)
+	}
+	return out
+}
+
+// prefixWriter writes prefix before every write (slog handlers write one record per call).
+type prefixWriter struct {
+	prefix []byte
+	w      io.Writer
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append(append([]byte(nil), p.prefix...), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// clockHandler stamps records with a (virtual) clock's time, so that the log of
+// `run --simulate` reads in simulated time.
+type clockHandler struct {
+	slog.Handler
+	clk clock.Clock
+}
+
+func (h clockHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.Time = h.clk.Now()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h clockHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return clockHandler{h.Handler.WithAttrs(as), h.clk}
+}
+
+func (h clockHandler) WithGroup(name string) slog.Handler {
+	return clockHandler{h.Handler.WithGroup(name), h.clk}
 }

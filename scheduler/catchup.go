@@ -51,7 +51,7 @@ func (d *Daemon) catchUp(ctx context.Context, lastAlive, now time.Time) error {
 				older = fs[:len(fs)-1]
 				last.Release, last.Deadline = now, now.Add(s.Window)
 				d.extra[last.Slot] = last
-				d.log.Info("catching up missed slot", keySchedule, s.Name, keySlot, last.Slot, keyNominal, last.Nominal, "down_since", lastAlive)
+				d.log.Info("catching up missed slot", keySchedule, s.Name, keySlot, last.Slot, keyNominal, d.local(last.Nominal), "down_since", d.local(lastAlive))
 			}
 			for i, f := range older {
 				if i >= maxMissedRows {

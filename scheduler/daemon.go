@@ -119,6 +119,14 @@ func New(cfg Config) (*Daemon, error) {
 	}, nil
 }
 
+// local shows t in the config's default time zone, as people read their schedules.
+func (d *Daemon) local(t time.Time) time.Time {
+	if c := d.config(); c != nil && c.Location != nil {
+		return t.In(c.Location)
+	}
+	return t
+}
+
 // config returns the config in force.
 func (d *Daemon) config() *planner.Config {
 	d.mu.Lock()
@@ -320,13 +328,13 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		prev, seen := d.announced[f.Slot]
 		switch {
 		case !seen:
-			attrs := []any{keySchedule, f.Schedule, keySlot, f.Slot, keyPlanned, f.Planned}
+			attrs := []any{keySchedule, f.Schedule, keySlot, f.Slot, keyPlanned, d.local(f.Planned)}
 			if s := f.Planned.Sub(f.Nominal); s > 0 && f.Release.Equal(f.Nominal) {
 				attrs = append(attrs, keyShift, s, keyReason, shiftReason(conf, f, d.plan, past))
 			}
 			d.log.Info("planned", attrs...)
 		case !prev.Equal(f.Planned):
-			d.log.Info("shifted", keySchedule, f.Schedule, keySlot, f.Slot, "from", prev, keyPlanned, f.Planned,
+			d.log.Info("shifted", keySchedule, f.Schedule, keySlot, f.Slot, "from", d.local(prev), keyPlanned, d.local(f.Planned),
 				keyShift, f.Planned.Sub(f.Nominal), keyReason, shiftReason(conf, f, d.plan, past))
 		}
 		d.announced[f.Slot] = f.Planned
@@ -431,7 +439,7 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if max := conf.Budget.MaxRunning; max > 0 && len(active)+len(d.inflight) >= max {
 		if _, ok := d.held[f.Slot]; !ok {
 			d.log.Info("held", keySchedule, f.Schedule, keySlot, f.Slot,
-				keyReason, fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight)), "until", f.Deadline)
+				keyReason, fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight)), "until", d.local(f.Deadline))
 		}
 		d.held[f.Slot] = f
 		return
@@ -534,7 +542,7 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 		d.cfg.Metrics.ObserveTrigger(outcome)
 		d.cfg.Metrics.ObserveDelay(r.Sent.Sub(f.Nominal))
 		d.log.Info(msg, keySchedule, f.Schedule, keySlot, f.Slot, keyRun, r.RunID, keyURL, r.RunURL,
-			keyTraceID, r.TraceID, keyNominal, f.Nominal, keyShift, r.Sent.Sub(f.Nominal).Round(time.Second),
+			keyTraceID, r.TraceID, keyNominal, d.local(f.Nominal), keyShift, r.Sent.Sub(f.Nominal).Round(time.Second),
 			keyAttempt, r.Attempts)
 		d.wakePoller()
 		if r.Sent.Sub(f.Planned) > 5*time.Second {

@@ -24,7 +24,7 @@ func (d *Daemon) recoverSlots(ctx, trigCtx context.Context, now time.Time) error
 		if p.Kind == state.KindManual && now.Sub(p.LastAttempt) < time.Hour {
 			continue // a `hexcron trigger` may still be at work on it
 		}
-		d.log.Info("recovering interrupted trigger", keySchedule, p.Schedule, keySlot, p.Key, "last_attempt", p.LastAttempt)
+		d.log.Info("recovering interrupted trigger", keySchedule, p.Schedule, keySlot, p.Key, "last_attempt", d.local(p.LastAttempt))
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
