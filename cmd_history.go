@@ -1,9 +1,219 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-// cmdHistory is not built yet; its issue replaces this file.
+	"hexcron/state"
+)
+
+var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
+
+The slots the daemon (and hexcron trigger) recorded, newest nominal instant first:
+each with its schedule, slot key, state, reason, run id and URL, trigger time and
+attempts. It opens the database read-only: safe while the daemon runs.
+
+--since is a duration back from now (24h, 90m) or an RFC 3339 instant
+(2026-03-01T00:00:00Z), compared with each slot's nominal instant; 0 means all.
+--state takes one or more of: ` + stateList + `
+(repeat the flag or separate with commas).
+
+Times are shown in the config's default timezone (--config, or the default config
+file when it exists), else UTC. --json prints an array of objects with the keys
+schedule, slot, kind, matrix, state, reason, nominal, planned, triggered, started,
+ended, elapsed_seconds, attempts, last_attempt, run_id, run_url, trace_id, last_error
+(times RFC 3339 in UTC, null when unset).
+
+Flags:
+`
+
+// stateList is every slot state, comma separated.
+var stateList = func() string {
+	names := make([]string, len(state.States))
+	for i, s := range state.States {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}()
+
+// stateFlag collects --state values (repeatable, comma separated).
+type stateFlag []state.State
+
+func (f *stateFlag) String() string {
+	var b []string
+	for _, s := range *f {
+		b = append(b, string(s))
+	}
+	return strings.Join(b, ",")
+}
+
+func (f *stateFlag) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		s := state.State(strings.TrimSpace(part))
+		if !s.Valid() {
+			return fmt.Errorf("unknown state %q: want one of %s", part, stateList)
+		}
+		*f = append(*f, s)
+	}
+	return nil
+}
+
+// parseSince reads --since: a duration back from now, an RFC 3339 instant, or 0 (no
+// bound: the zero time).
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if v == "" || v == "0" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q: a duration back from now must not be negative", v)
+		}
+		if d == 0 {
+			return time.Time{}, nil
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a duration such as 24h or an RFC 3339 instant such as 2026-03-01T00:00:00Z", v)
+}
+
 func cmdHistory(e *env, args []string) int {
-	fmt.Fprintln(e.stderr, "hexcron: this command is not built yet")
-	return exitError
+	var dbFlag, configFlag, schedule, since string
+	var states stateFlag
+	var limit int
+	var asJSON bool
+	fs := newFlagSet(e, "history", historyUsage)
+	fs.StringVar(&dbFlag, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
+	fs.StringVar(&configFlag, "config", "", "schedules file, for its timezone only (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml, when it exists)")
+	fs.StringVar(&schedule, "schedule", "", "only this schedule")
+	fs.StringVar(&since, "since", "24h", "only slots whose nominal instant is this recent (duration or RFC 3339; 0: all)")
+	fs.Var(&states, "state", "only slots in these states (comma separated, repeatable)")
+	fs.IntVar(&limit, "limit", 0, "at most this many slots, newest first (0: no limit)")
+	fs.BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(e.stderr, "hexcron history: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	if limit < 0 {
+		fmt.Fprintln(e.stderr, "hexcron history: --limit must not be negative")
+		return exitUsage
+	}
+	now := e.now()
+	from, err := parseSince(since, now)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "hexcron history: %v\n", err)
+		return exitUsage
+	}
+	loc := time.UTC
+	if !asJSON {
+		conf, err := loadConfigFor(e, "history", configFlag)
+		if err != nil {
+			return fail(e.stderr, "history", err)
+		}
+		if conf != nil && conf.Location != nil {
+			loc = conf.Location
+		}
+	}
+	ctx := context.Background()
+	db, err := openDB(ctx, dbPathOr(dbFlag, e.getenv), true)
+	if err != nil {
+		return fail(e.stderr, "history", err)
+	}
+	defer db.Close()
+	slots, err := db.History(ctx, state.Filter{Schedule: schedule, States: states, Since: from, Limit: limit})
+	if err != nil {
+		return fail(e.stderr, "history", err)
+	}
+	if asJSON {
+		err = writeHistoryJSON(e.stdout, slots)
+	} else {
+		err = writeHistoryTable(e.stdout, slots, from, loc)
+	}
+	if err != nil {
+		return fail(e.stderr, "history", err)
+	}
+	return exitOK
+}
+
+func writeHistoryTable(w io.Writer, slots []state.Slot, since time.Time, loc *time.Location) error {
+	if len(slots) == 0 {
+		if since.IsZero() {
+			_, err := fmt.Fprintln(w, "No slots match the filters.")
+			return err
+		}
+		_, err := fmt.Fprintf(w, "No slots match the filters since %s (%s); --since 0 shows all.\n", fmtTime(since, loc), loc)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\tSTATE\tTRIGGERED\tATTEMPTS\tELAPSED\tRUN ID\tRUN URL\tREASON\n", loc)
+	for _, s := range slots {
+		el := "-"
+		if d, live := slotElapsed(s, time.Time{}); d > 0 && !live {
+			el = fmtElapsed(d)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), s.State,
+			fmtTimeNear(s.Triggered, s.Nominal, loc), s.Attempts, el, dash(s.RunID), dash(s.RunURL), oneLine(s.Reason))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	noun := "slots"
+	if len(slots) == 1 {
+		noun = "slot"
+	}
+	_, err := fmt.Fprintf(w, "\n%d %s, newest first; --json shows every field (slot key, planned, trace id, ...).\n", len(slots), noun)
+	return err
+}
+
+// historyJSON is one record of history --json.
+type historyJSON struct {
+	Schedule       string            `json:"schedule"`
+	Slot           string            `json:"slot"`
+	Kind           string            `json:"kind"`
+	Matrix         map[string]string `json:"matrix"`
+	State          string            `json:"state"`
+	Reason         string            `json:"reason"`
+	Nominal        *string           `json:"nominal"`
+	Planned        *string           `json:"planned"`
+	Triggered      *string           `json:"triggered"`
+	Started        *string           `json:"started"`
+	Ended          *string           `json:"ended"`
+	ElapsedSeconds *float64          `json:"elapsed_seconds"`
+	Attempts       int               `json:"attempts"`
+	LastAttempt    *string           `json:"last_attempt"`
+	RunID          string            `json:"run_id"`
+	RunURL         string            `json:"run_url"`
+	TraceID        string            `json:"trace_id"`
+	LastError      string            `json:"last_error"`
+}
+
+func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
+	out := make([]historyJSON, 0, len(slots))
+	for _, s := range slots {
+		var el time.Duration
+		if d, live := slotElapsed(s, time.Time{}); !live {
+			el = d
+		}
+		out = append(out, historyJSON{
+			Schedule: s.Schedule, Slot: s.Key, Kind: string(s.Kind), Matrix: s.Matrix, State: string(s.State),
+			Reason: s.Reason, Nominal: jsonTime(s.Nominal), Planned: jsonTime(s.Planned),
+			Triggered: jsonTime(s.Triggered), Started: jsonTime(s.Started), Ended: jsonTime(s.Ended),
+			ElapsedSeconds: jsonSeconds(el), Attempts: s.Attempts, LastAttempt: jsonTime(s.LastAttempt),
+			RunID: s.RunID, RunURL: s.RunURL, TraceID: s.TraceID, LastError: s.LastError,
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

@@ -1,9 +1,348 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
 
-// cmdStatus is not built yet; its issue replaces this file.
+	"hexcron/planner"
+	"hexcron/state"
+)
+
+const statusUsage = `Usage: hexcron status [--db FILE] [--config FILE] [--json]
+
+Per schedule: the last run (state, nominal instant, trigger time, elapsed time, run
+URL, reason), the next planned firing, and the trigger budget used in each rule's
+window right now. It opens the database read-only: safe while the daemon runs.
+
+With a config (--config, or the default config file when it exists) the schedules and
+rules are the config's, and the next firing is planned from now over 48h counting the
+ledger's recent attempts, as the daemon plans it. Without one, the schedules are those
+the database knows, the next firing is the earliest slot recorded as planned, and the
+rules are Hex's defaults (20/1m, 60/1h).
+
+Times are shown in the config's default timezone (UTC without a config). --json prints
+one object (times RFC 3339 in UTC, null when unset):
+  {"now", "schedules": [{"name", "last": {"slot", "kind", "state", "nominal",
+   "triggered", "elapsed_seconds", "run_id", "run_url", "reason"} or null,
+   "next": RFC3339 or null}],
+   "budget": [{"rule": "60/1h", "used", "limit" (limit minus reserve), "reserve"}]}
+
+Flags:
+`
+
+// statusHorizon is how far ahead status plans to find each schedule's next firing.
+const statusHorizon = 48 * time.Hour
+
+// statusReport is what status shows, in both forms.
+type statusReport struct {
+	Now       time.Time
+	Loc       *time.Location
+	Source    string // where the schedules come from, for the header
+	Schedules []scheduleStatus
+	Budget    []ruleUse
+}
+
+type scheduleStatus struct {
+	Name        string
+	Last        *state.Slot // nil: never past planned
+	NextPlanned time.Time   // zero: none known
+	NextNominal time.Time
+}
+
+type ruleUse struct {
+	Rule planner.Rule
+	Used int
+}
+
 func cmdStatus(e *env, args []string) int {
-	fmt.Fprintln(e.stderr, "hexcron: this command is not built yet")
-	return exitError
+	var dbFlag, configFlag string
+	var asJSON bool
+	fs := newFlagSet(e, "status", statusUsage)
+	fs.StringVar(&dbFlag, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
+	fs.StringVar(&configFlag, "config", "", "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml, when it exists)")
+	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(e.stderr, "hexcron status: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	ctx := context.Background()
+	conf, err := loadConfigFor(e, "status", configFlag)
+	if err != nil {
+		return fail(e.stderr, "status", err)
+	}
+	db, err := openDB(ctx, dbPathOr(dbFlag, e.getenv), true)
+	if err != nil {
+		return fail(e.stderr, "status", err)
+	}
+	defer db.Close()
+	rep, err := buildStatus(ctx, db, conf, e.now())
+	if err != nil {
+		return fail(e.stderr, "status", err)
+	}
+	if asJSON {
+		err = writeStatusJSON(e.stdout, rep)
+	} else {
+		err = writeStatusTable(e.stdout, rep)
+	}
+	if err != nil {
+		return fail(e.stderr, "status", err)
+	}
+	return exitOK
+}
+
+// buildStatus reads everything status shows; conf may be nil.
+func buildStatus(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time) (*statusReport, error) {
+	rep := &statusReport{Now: now, Loc: time.UTC, Source: "the database (no config file)"}
+	rules := planner.DefaultTriggers()
+	if conf != nil {
+		rep.Loc, rep.Source, rules = conf.Location, conf.File, conf.Budget.Triggers
+		if rep.Loc == nil {
+			rep.Loc = time.UTC
+		}
+	}
+	last, err := db.LastRunPerSchedule(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	next := map[string]scheduleStatus{}
+	if conf != nil {
+		for _, s := range conf.Schedules {
+			names = append(names, s.Name)
+		}
+		if next, err = plannedNext(ctx, db, conf, now); err != nil {
+			return nil, err
+		}
+	} else {
+		planned, err := db.NextPlanned(ctx, now)
+		if err != nil {
+			return nil, err
+		}
+		for name, s := range planned {
+			next[name] = scheduleStatus{NextPlanned: s.Planned, NextNominal: s.Nominal}
+		}
+	}
+	// Schedules the database knows but the config does not (removed, renamed) still
+	// show their last run.
+	known := map[string]bool{}
+	for _, n := range names {
+		known[n] = true
+	}
+	var extra []string
+	for n := range last {
+		if !known[n] {
+			extra, known[n] = append(extra, n), true
+		}
+	}
+	if conf == nil {
+		for n := range next {
+			if !known[n] {
+				extra, known[n] = append(extra, n), true
+			}
+		}
+	}
+	sort.Strings(extra)
+	names = append(names, extra...)
+	for _, n := range names {
+		st := scheduleStatus{Name: n, NextPlanned: next[n].NextPlanned, NextNominal: next[n].NextNominal}
+		if s, ok := last[n]; ok {
+			st.Last = &s
+		}
+		rep.Schedules = append(rep.Schedules, st)
+	}
+
+	windows := make([]time.Duration, len(rules))
+	for i, r := range rules {
+		windows[i] = r.Per
+	}
+	used, err := db.BudgetUsed(ctx, now, windows)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rules {
+		rep.Budget = append(rep.Budget, ruleUse{Rule: r, Used: used[i]})
+	}
+	return rep, nil
+}
+
+// plannedNext plans every schedule of conf from now over statusHorizon, as the daemon
+// does: the ledger's recent attempts count in every rule, slots already past planned
+// are not planned again, and windows still open at now are planned too. It returns the
+// first planned firing of each schedule.
+func plannedNext(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time) (map[string]scheduleStatus, error) {
+	maxPer, maxWindow := time.Hour, time.Duration(0)
+	for _, r := range conf.Budget.Triggers {
+		maxPer = max(maxPer, r.Per)
+	}
+	for _, s := range conf.Schedules {
+		maxWindow = max(maxWindow, s.Window)
+	}
+	atts, err := db.Attempts(ctx, now.Add(-maxPer))
+	if err != nil {
+		return nil, err
+	}
+	past := make([]time.Time, len(atts))
+	for i, a := range atts {
+		past[i] = a.Sent
+	}
+	var handledStates []state.State
+	for _, s := range state.States {
+		if s != state.StatePlanned {
+			handledStates = append(handledStates, s)
+		}
+	}
+	done, err := db.History(ctx, state.Filter{Since: now.Add(-maxWindow - time.Minute), States: handledStates})
+	if err != nil {
+		return nil, err
+	}
+	handled := make(map[string]bool, len(done))
+	for _, s := range done {
+		handled[s.Key] = true
+	}
+	res := planner.Plan(conf, planner.Input{
+		From: now, Horizon: statusHorizon, Past: past, OpenWindows: true,
+		Skip: func(slot string) bool { return handled[slot] },
+	})
+	out := map[string]scheduleStatus{}
+	for _, f := range res.Firings { // sorted by Planned
+		if _, ok := out[f.Schedule]; !ok {
+			out[f.Schedule] = scheduleStatus{NextPlanned: f.Planned, NextNominal: f.Nominal}
+		}
+	}
+	return out, nil
+}
+
+// slotElapsed is how long a slot's run took (Hex's elapsed time, else end minus
+// start), or for a run still going how long it has been going; live reports the latter.
+func slotElapsed(s state.Slot, now time.Time) (d time.Duration, live bool) {
+	switch {
+	case s.Elapsed > 0:
+		return s.Elapsed, false
+	case s.State == state.StateTriggered || s.State == state.StateRunning:
+		from := s.Started
+		if from.IsZero() {
+			from = s.Triggered
+		}
+		if from.IsZero() || now.Before(from) {
+			return 0, true
+		}
+		return now.Sub(from), true
+	case !s.Ended.IsZero() && !s.Started.IsZero() && s.Ended.After(s.Started):
+		return s.Ended.Sub(s.Started), false
+	}
+	return 0, false
+}
+
+func writeStatusTable(w io.Writer, rep *statusReport) error {
+	fmt.Fprintf(w, "hexcron status at %s (times in %s), schedules from %s\n\n",
+		fmtTime(rep.Now, rep.Loc), rep.Loc, rep.Source)
+	if len(rep.Schedules) == 0 {
+		fmt.Fprintln(w, "No schedules: the config has none and the database has no slots yet.")
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "SCHEDULE\tLAST NOMINAL\tSTATE\tTRIGGERED\tELAPSED\tNEXT\tRUN URL\tREASON")
+		for _, s := range rep.Schedules {
+			nominal, st, trig, el, url, reason := "-", "never run", "-", "-", "-", "-"
+			if l := s.Last; l != nil {
+				nominal = fmtTime(l.Nominal, rep.Loc)
+				st = string(l.State)
+				if l.Kind != "" && l.Kind != state.KindScheduled {
+					st += " (" + string(l.Kind) + ")"
+				}
+				trig = fmtTimeNear(l.Triggered, l.Nominal, rep.Loc)
+				if d, live := slotElapsed(*l, rep.Now); d > 0 {
+					el = fmtElapsed(d)
+					if live {
+						el += " so far"
+					}
+				}
+				url, reason = dash(l.RunURL), oneLine(l.Reason)
+			}
+			next := "-"
+			if !s.NextPlanned.IsZero() {
+				next = fmtTime(s.NextPlanned, rep.Loc)
+				if shift := s.NextPlanned.Sub(s.NextNominal); shift > 0 && !s.NextNominal.IsZero() {
+					next += " (+" + fmtElapsed(shift) + ")"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, nominal, st, trig, el, next, url, reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "\nTrigger budget in use now (ledger attempts in each rule's window):\n")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, b := range rep.Budget {
+		line := fmt.Sprintf("  %s\t%d of %d used", ruleName(b.Rule), b.Used, b.Rule.Effective())
+		if b.Rule.Reserve > 0 {
+			line += fmt.Sprintf(" (%d more kept for other clients)", b.Rule.Reserve)
+		}
+		if b.Used >= b.Rule.Effective() {
+			line += "  FULL"
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+// statusJSON is the documented --json shape of status.
+type statusJSON struct {
+	Now       *string              `json:"now"`
+	Schedules []scheduleStatusJSON `json:"schedules"`
+	Budget    []budgetJSON         `json:"budget"`
+}
+
+type scheduleStatusJSON struct {
+	Name string       `json:"name"`
+	Last *lastRunJSON `json:"last"`
+	Next *string      `json:"next"`
+}
+
+type lastRunJSON struct {
+	Slot           string   `json:"slot"`
+	Kind           string   `json:"kind"`
+	State          string   `json:"state"`
+	Nominal        *string  `json:"nominal"`
+	Triggered      *string  `json:"triggered"`
+	ElapsedSeconds *float64 `json:"elapsed_seconds"`
+	RunID          string   `json:"run_id"`
+	RunURL         string   `json:"run_url"`
+	Reason         string   `json:"reason"`
+}
+
+type budgetJSON struct {
+	Rule    string `json:"rule"`
+	Used    int    `json:"used"`
+	Limit   int    `json:"limit"`
+	Reserve int    `json:"reserve"`
+}
+
+func writeStatusJSON(w io.Writer, rep *statusReport) error {
+	out := statusJSON{Now: jsonTime(rep.Now), Schedules: []scheduleStatusJSON{}, Budget: []budgetJSON{}}
+	for _, s := range rep.Schedules {
+		j := scheduleStatusJSON{Name: s.Name, Next: jsonTime(s.NextPlanned)}
+		if l := s.Last; l != nil {
+			d, _ := slotElapsed(*l, rep.Now)
+			j.Last = &lastRunJSON{Slot: l.Key, Kind: string(l.Kind), State: string(l.State),
+				Nominal: jsonTime(l.Nominal), Triggered: jsonTime(l.Triggered), ElapsedSeconds: jsonSeconds(d),
+				RunID: l.RunID, RunURL: l.RunURL, Reason: l.Reason}
+		}
+		out.Schedules = append(out.Schedules, j)
+	}
+	for _, b := range rep.Budget {
+		out.Budget = append(out.Budget, budgetJSON{Rule: ruleName(b.Rule), Used: b.Used, Limit: b.Rule.Effective(), Reserve: b.Rule.Reserve})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
