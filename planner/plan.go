@@ -118,16 +118,25 @@ func Expand(cfg *Config, in Input) []Firing {
 		f.Planned = time.Time{}
 		out = append(out, f)
 	}
-	// Sort indexes, not the (large) firings.
-	idx := make([]int32, len(out))
-	for i := range idx {
-		idx[i] = int32(i)
+	// Sort small keys, not the (large) firings.
+	type key struct {
+		rel, dl, nominal int64
+		prio             int
+		idx              int32
 	}
-	slices.SortFunc(idx, func(i, j int32) int {
-		a, b := &out[i], &out[j]
-		return cmp.Or(a.Release.Compare(b.Release), a.Deadline.Compare(b.Deadline), cmp.Compare(b.Priority, a.Priority),
-			a.Nominal.Compare(b.Nominal), strings.Compare(a.Slot, b.Slot))
+	keys := make([]key, len(out))
+	for i := range out {
+		f := &out[i]
+		keys[i] = key{f.Release.UnixNano(), f.Deadline.UnixNano(), f.Nominal.UnixNano(), f.Priority, int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.rel, b.rel), cmp.Compare(a.dl, b.dl), cmp.Compare(b.prio, a.prio),
+			cmp.Compare(a.nominal, b.nominal), strings.Compare(out[a.idx].Slot, out[b.idx].Slot))
 	})
+	idx := make([]int32, len(keys))
+	for i, k := range keys {
+		idx[i] = k.idx
+	}
 	sorted := make([]Firing, len(out))
 	for i, k := range idx {
 		sorted[i] = out[k]
@@ -169,26 +178,40 @@ func Plan(cfg *Config, in Input) *Result {
 	fs := Expand(cfg, in)
 	p := newPlacer(res, fs, in)
 	p.run()
+	// Points are in time order already; only firings planned at the same second need
+	// ordering by slot.
+	order := make([]int32, 0, len(p.holder)-p.nPast)
 	for k, j := range p.holder {
 		if j >= 0 {
 			fs[j].Planned = time.Unix(0, p.pts[k]).In(in.From.Location())
+			order = append(order, int32(j))
 		}
 	}
-	res.Firings = make([]Firing, 0, len(fs)-len(p.unplaced))
-	for j := range fs {
-		if !fs[j].Planned.IsZero() {
-			res.Firings = append(res.Firings, fs[j])
+	for a := 0; a < len(order); {
+		b := a + 1
+		for b < len(order) && fs[order[b]].Planned.Equal(fs[order[a]].Planned) {
+			b++
 		}
+		if b-a > 1 {
+			slices.SortFunc(order[a:b], func(x, y int32) int { return strings.Compare(fs[x].Slot, fs[y].Slot) })
+		}
+		a = b
 	}
-	slices.SortStableFunc(res.Firings, func(a, b Firing) int {
-		return cmp.Or(a.Planned.Compare(b.Planned), strings.Compare(a.Slot, b.Slot))
-	})
-	slices.SortFunc(p.unplaced, func(a, b unplacedJob) int {
-		x, y := &fs[a.job], &fs[b.job]
-		return cmp.Or(x.Nominal.Compare(y.Nominal), strings.Compare(x.Slot, y.Slot))
+	res.Firings = make([]Firing, len(order))
+	for i, j := range order {
+		res.Firings[i] = fs[j]
+	}
+	uidx := make([]int32, len(p.unplaced))
+	for i := range uidx {
+		uidx[i] = int32(i)
+	}
+	slices.SortFunc(uidx, func(a, b int32) int {
+		x, y := &p.jobs[p.unplaced[a].job], &p.jobs[p.unplaced[b].job]
+		return cmp.Or(cmp.Compare(x.nominal, y.nominal), strings.Compare(x.slot, y.slot))
 	})
 	res.Unplaced = make([]Unplaced, len(p.unplaced))
-	for i, u := range p.unplaced {
+	for i, k := range uidx {
+		u := &p.unplaced[k]
 		res.Unplaced[i] = u.Unplaced
 		res.Unplaced[i].Firing = fs[u.job]
 	}
