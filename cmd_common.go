@@ -105,6 +105,12 @@ func fmtTimeNear(t, ref time.Time, loc *time.Location) string {
 	return lt.Format(timeLayout)
 }
 
+// fmtClock is t in loc with its zone, without the date when it falls on ref's date:
+// "10:14:03 CET".
+func fmtClock(t, ref time.Time, loc *time.Location) string {
+	return fmtTimeNear(t, ref, loc) + " " + t.In(loc).Format("MST")
+}
+
 // fmtElapsed is a duration for people: whole seconds from 1s up, milliseconds below.
 func fmtElapsed(d time.Duration) string {
 	if d >= time.Second {

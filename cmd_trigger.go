@@ -1,9 +1,539 @@
 package main
 
-import "fmt"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
-// cmdTrigger is not built yet; its issue replaces this file.
+	"hexcron/clock"
+	"hexcron/hexclient"
+	"hexcron/planner"
+	"hexcron/scheduler"
+	"hexcron/state"
+)
+
+const triggerUsage = `Usage: hexcron trigger NAME [--config FILE] [--db FILE] [--param k=v ...] [--wait] [--timeout D]
+
+Run schedule NAME once, now, through the same trigger budget and database as the
+daemon: the run is recorded as the slot NAME@<now UTC>+manual (kind manual), the
+attempt goes into the shared ledger, and when the budget is full the command waits
+for room and says so on stderr. It gives up when the schedule's window passes.
+
+On success it prints "slot", "run" (the Hex run id) and "url" lines on stdout. With
+--wait it then polls the run's status (at most every 10s, inside the read budget)
+until Hex reports it ended, records the end, prints "status" and "elapsed" lines, and
+exits 0 only for COMPLETED. A daemon running on the same database also tracks the run.
+
+--param k=v overrides the schedule's params (repeatable). A value replacing a
+non-string param is read as JSON (--param limit=10 sends a number). A schedule with a
+matrix needs one --param per matrix key to pick the combination to run.
+
+The Hex token comes from $CREDENTIALS_DIRECTORY/hex-token, else $HEX_API_TOKEN, else
+the config's hex.token_file.
+
+Exit codes: 0 triggered (with --wait: COMPLETED), 1 not triggered or the run did not
+complete, 2 usage.
+
+Flags:
+`
+
+// triggerPoll is how --wait paces its status polls: the first after Start, doubling
+// up to Max.
+type triggerPoll struct{ Start, Max time.Duration }
+
+var defaultTriggerPoll = triggerPoll{Start: time.Second, Max: 10 * time.Second}
+
+// paramFlag collects --param k=v (repeatable, in order).
+type paramFlag [][2]string
+
+func (p *paramFlag) String() string {
+	var parts []string
+	for _, kv := range *p {
+		parts = append(parts, kv[0]+"="+kv[1])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (p *paramFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(k) == "" {
+		return fmt.Errorf("%q is not k=v", v)
+	}
+	*p = append(*p, [2]string{strings.TrimSpace(k), val})
+	return nil
+}
+
+type triggerFlags struct {
+	config, db string
+	params     paramFlag
+	wait       bool
+	timeout    time.Duration
+}
+
 func cmdTrigger(e *env, args []string) int {
-	fmt.Fprintln(e.stderr, "hexcron: this command is not built yet")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runTrigger(ctx, e, args, clock.System{}, defaultTriggerPoll)
+}
+
+// runTrigger is hexcron trigger on clk (the Hex client's clock; e.now names the slot).
+func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, poll triggerPoll) int {
+	var f triggerFlags
+	fs := newFlagSet(e, "trigger", triggerUsage)
+	fs.StringVar(&f.config, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
+	fs.StringVar(&f.db, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
+	fs.Var(&f.params, "param", "input param `k=v` overriding the schedule's (repeatable)")
+	fs.BoolVar(&f.wait, "wait", false, "wait until the run ends; exit 0 only if it COMPLETED")
+	fs.DurationVar(&f.timeout, "timeout", 0, "with --wait: stop waiting after this long (default: the schedule's timeout); the run is not cancelled")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(pos) == 0:
+		fmt.Fprintln(e.stderr, "hexcron trigger: which schedule? usage: hexcron trigger NAME [flags] (see --help)")
+		return exitUsage
+	case len(pos) > 1:
+		fmt.Fprintf(e.stderr, "hexcron trigger: unexpected argument %q (one schedule at a time)\n", pos[1])
+		return exitUsage
+	case f.timeout < 0:
+		fmt.Fprintln(e.stderr, "hexcron trigger: --timeout must not be negative")
+		return exitUsage
+	}
+	name := pos[0]
+
+	conf, err := planner.LoadFile(f.config)
+	if err != nil {
+		return fail(e.stderr, "trigger", err)
+	}
+	s := conf.Schedule(name)
+	if s == nil {
+		var names []string
+		for _, s := range conf.Schedules {
+			names = append(names, s.Name)
+		}
+		fmt.Fprintf(e.stderr, "hexcron trigger: no schedule %q in %s (it has: %s)\n", name, conf.File, strings.Join(names, ", "))
+		return exitUsage
+	}
+	matrix, inputs, err := manualInputs(s, f.params)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "hexcron trigger: %v\n", err)
+		return exitUsage
+	}
+	token := hexclient.NewFileTokenSource(e.getenv, conf.Hex.TokenFile)
+	if _, err := token.Token(); err != nil {
+		return fail(e.stderr, "trigger", fmt.Errorf("no Hex token: put it in $CREDENTIALS_DIRECTORY/hex-token (systemd LoadCredential=), in $HEX_API_TOKEN, or in the file named by the config's hex.token_file: %w", err))
+	}
+	db, err := openDB(ctx, dbPathOr(f.db, e.getenv), false)
+	if err != nil {
+		return fail(e.stderr, "trigger", err)
+	}
+	defer db.Close()
+
+	t := &manualTrigger{e: e, db: db, conf: conf, s: s, clk: clk, poll: poll}
+	log := slog.New(&budgetNoticeHandler{inner: slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), notice: t.budgetNotice})
+	hc, err := hexclient.New(hexClientConfig(conf, conf.Hex.BaseURL, token, clk, log, nil, scheduler.Ledger{DB: db}))
+	if err != nil {
+		return fail(e.stderr, "trigger", err)
+	}
+	t.hc = hc
+	return t.run(ctx, matrix, inputs, f)
+}
+
+// manualInputs is the inputParams of a manual run of s: the schedule's params with
+// the --param values on top, and the matrix combination they pick.
+func manualInputs(s *planner.Schedule, params paramFlag) (map[string]string, map[string]any, error) {
+	given := map[string]string{}
+	for _, kv := range params {
+		given[kv[0]] = kv[1]
+	}
+	var matrix map[string]string
+	if len(s.Matrix) > 0 {
+		matrix = map[string]string{}
+		var missing []string
+		for k := range s.Matrix {
+			if v, ok := given[k]; ok {
+				matrix[k] = v
+			} else {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			for i, k := range missing {
+				missing[i] = fmt.Sprintf("--param %s=%s", k, strings.Join(s.Matrix[k], "|"))
+			}
+			return nil, nil, fmt.Errorf("schedule %s has a matrix: pick the combination to run with %s", s.Name, strings.Join(missing, " "))
+		}
+	}
+	inputs := s.InputParams(matrix)
+	if inputs == nil {
+		inputs = map[string]any{}
+	}
+	for _, kv := range params {
+		k, v := kv[0], kv[1]
+		if old, ok := inputs[k]; ok {
+			if _, isString := old.(string); !isString && old != nil {
+				var typed any
+				if err := json.Unmarshal([]byte(v), &typed); err != nil {
+					return nil, nil, fmt.Errorf("--param %s=%s: the schedule's %s is %T, so the value is read as JSON: %v", k, v, k, old, err)
+				}
+				inputs[k] = typed
+				continue
+			}
+		}
+		inputs[k] = v
+	}
+	if len(inputs) == 0 {
+		inputs = nil
+	}
+	return matrix, inputs, nil
+}
+
+// manualTrigger is one run of hexcron trigger.
+type manualTrigger struct {
+	e    *env
+	db   *state.DB
+	conf *planner.Config
+	s    *planner.Schedule
+	hc   *hexclient.Client
+	clk  clock.Clock
+	poll triggerPoll
+
+	mu         sync.Mutex
+	lastNotice string
+}
+
+func (t *manualTrigger) run(ctx context.Context, matrix map[string]string, inputs map[string]any, f triggerFlags) int {
+	e, s := t.e, t.s
+	// The slot key has whole seconds: a second manual run of the schedule within the
+	// same second waits for the next one.
+	var now time.Time
+	var key string
+	for try := 0; ; try++ {
+		now = e.now()
+		nominal := now.UTC().Truncate(time.Second)
+		key = planner.SlotKey(s.Name, nominal, nil) + "+manual"
+		created, err := t.db.PlanSlot(ctx, state.Slot{Key: key, Schedule: s.Name, Nominal: nominal, Planned: nominal,
+			Matrix: matrix, Kind: state.KindManual}, now)
+		if err != nil {
+			return fail(e.stderr, "trigger", err)
+		}
+		if created {
+			break
+		}
+		if try == 2 {
+			return fail(e.stderr, "trigger", fmt.Errorf("slot %s already exists (another manual run of %s this second); try again", key, s.Name))
+		}
+		if err := clock.Sleep(ctx, t.clk, nominal.Add(time.Second).Sub(now)); err != nil {
+			return fail(e.stderr, "trigger", err)
+		}
+	}
+	deadline := now.Add(s.Window)
+	fmt.Fprintf(e.stderr, "hexcron trigger: triggering %s (slot %s); gives up at %s if the budget has no room by then\n",
+		s.Name, key, fmtClock(deadline, now, t.loc()))
+
+	req := hexclient.TriggerRequest{
+		Slot:      key,
+		ProjectID: s.Project,
+		Body:      manualRequest(s, inputs),
+		Deadline:  deadline,
+		Claimed: func(runID string) bool {
+			slot, ok, err := t.db.ClaimedRun(ctx, runID)
+			return err != nil || (ok && slot != key)
+		},
+	}
+	res, err := t.hc.Trigger(ctx, req)
+	if err != nil {
+		return t.notTriggered(key, err)
+	}
+	if err := t.db.Transition(context.WithoutCancel(ctx), key, state.StateTriggered, state.Update{
+		At: e.now(), RunID: res.RunID, RunURL: res.RunURL, TraceID: res.TraceID, Triggered: res.Sent,
+	}); err != nil {
+		fmt.Fprintf(e.stdout, "slot %s\nrun %s\nurl %s\n", key, res.RunID, res.RunURL)
+		return fail(e.stderr, "trigger", fmt.Errorf("Hex started run %s but recording it failed: %w", res.RunID, err))
+	}
+	fmt.Fprintf(e.stdout, "slot %s\nrun %s\nurl %s\n", key, res.RunID, res.RunURL)
+	if !f.wait {
+		return exitOK
+	}
+	timeout := f.timeout
+	if timeout == 0 {
+		timeout = s.Timeout
+	}
+	return t.waitRun(ctx, key, res.RunID, timeout)
+}
+
+// notTriggered records and reports why no run was started.
+func (t *manualTrigger) notTriggered(key string, err error) int {
+	e := t.e
+	ctx := context.Background() // the record must be written even after Ctrl-C
+	var apiErr *hexclient.APIError
+	var dlErr *hexclient.DeadlineError
+	var cErr *hexclient.CanceledError
+	to, reason := state.StateFailed, err.Error()
+	switch {
+	case errors.Is(err, state.ErrSlotTaken):
+		return fail(e.stderr, "trigger", err)
+	case errors.As(err, &dlErr) && dlErr.Unresolved.IsZero():
+		to, reason = state.StateSkipped, "manual trigger: window closed before the trigger went through: "+err.Error()
+	case errors.As(err, &cErr) && cErr.Unresolved.IsZero():
+		to, reason = state.StateSkipped, "manual trigger interrupted before any run was started"
+	case errors.As(err, &dlErr), errors.As(err, &cErr):
+		// An attempt's outcome is unknown: leave the slot triggering; the daemon's
+		// recovery reconciles it with Hex's run list.
+		return fail(e.stderr, "trigger", fmt.Errorf("%w; an attempt's outcome is unknown: slot %s stays triggering until the daemon reconciles it", err, key))
+	case errors.As(err, &apiErr):
+		reason = apiErr.Error()
+	}
+	u := state.Update{At: e.now(), Reason: reason}
+	if apiErr != nil {
+		u.TraceID = apiErr.TraceID
+	}
+	if terr := t.db.Transition(ctx, key, to, u); terr != nil {
+		fmt.Fprintf(e.stderr, "hexcron trigger: could not record slot %s as %s: %v\n", key, to, terr)
+	}
+	return fail(e.stderr, "trigger", fmt.Errorf("not triggered (slot %s recorded %s): %w", key, to, err))
+}
+
+// waitRun polls the run until Hex reports it ended or timeout passes.
+func (t *manualTrigger) waitRun(ctx context.Context, key, runID string, timeout time.Duration) int {
+	e := t.e
+	giveUp := t.clk.Now().Add(timeout)
+	interval := t.poll.Start
+	var last hexclient.Status
+	var lastErr string
+	for {
+		rs, err := t.hc.GetRunStatus(ctx, t.s.Project, runID)
+		switch {
+		case ctx.Err() != nil:
+			return fail(e.stderr, "trigger", fmt.Errorf("stopped waiting (run %s keeps going; the daemon, if running, tracks it)", runID))
+		case err != nil:
+			var apiErr *hexclient.APIError
+			if errors.As(err, &apiErr) && apiErr.Class == hexclient.ClassPermanent {
+				return fail(e.stderr, "trigger", fmt.Errorf("get status of run %s: %w", runID, err))
+			}
+			if err.Error() != lastErr {
+				fmt.Fprintf(e.stderr, "hexcron trigger: get run status failed (will retry): %v\n", err)
+				lastErr = err.Error()
+			}
+		default:
+			if rs.Status != last {
+				last = rs.Status
+				if !rs.Status.Known() {
+					fmt.Fprintf(e.stderr, "hexcron trigger: run %s is %s (a status hexcron does not know: not treated as ended)\n", runID, rs.Status)
+				} else if !rs.Status.Terminal() {
+					fmt.Fprintf(e.stderr, "hexcron trigger: run %s is %s\n", runID, rs.Status)
+				}
+				if rs.Status == hexclient.StatusRunning {
+					t.record(key, state.StateRunning, state.Update{At: e.now(), Started: rs.StartTime})
+				}
+			}
+			if rs.Status.Terminal() {
+				return t.ended(key, rs)
+			}
+		}
+		if !t.clk.Now().Before(giveUp) {
+			return fail(e.stderr, "trigger", fmt.Errorf("run %s still %s after %s; stopped waiting (the run is not cancelled; the daemon, if running, tracks it)",
+				runID, dash(string(last)), timeout))
+		}
+		wait := min(interval, giveUp.Sub(t.clk.Now()))
+		if err := clock.Sleep(ctx, t.clk, max(wait, 0)); err != nil {
+			return fail(e.stderr, "trigger", fmt.Errorf("stopped waiting (run %s keeps going; the daemon, if running, tracks it)", runID))
+		}
+		interval = min(2*interval, t.poll.Max)
+	}
+}
+
+// ended records a run's final status and prints it.
+func (t *manualTrigger) ended(key string, rs *hexclient.RunStatus) int {
+	e := t.e
+	to := endState(rs.Status)
+	now := e.now()
+	at := rs.EndTime
+	if at.IsZero() {
+		at = now
+	}
+	elapsed := rs.Elapsed
+	if elapsed == 0 && !rs.StartTime.IsZero() && rs.EndTime.After(rs.StartTime) {
+		elapsed = rs.EndTime.Sub(rs.StartTime)
+	}
+	t.record(key, to, state.Update{At: now, Reason: "hex status " + string(rs.Status), Started: rs.StartTime, Ended: at, Elapsed: elapsed})
+	fmt.Fprintf(e.stdout, "status %s\n", rs.Status)
+	if elapsed > 0 {
+		fmt.Fprintf(e.stdout, "elapsed %s\n", fmtElapsed(elapsed))
+	}
+	if rs.Status == hexclient.StatusCompleted {
+		return exitOK
+	}
 	return exitError
+}
+
+// record moves the slot, tolerating the daemon having recorded the same (or a later)
+// state first: that is not the user's problem, only a note.
+func (t *manualTrigger) record(key string, to state.State, u state.Update) {
+	err := t.db.Transition(context.Background(), key, to, u)
+	if err == nil {
+		return
+	}
+	var te *state.TransitionError
+	if errors.As(err, &te) {
+		if te.From == to || to == state.StateRunning {
+			return // the daemon recorded it first
+		}
+		if te.From.Terminal() {
+			fmt.Fprintf(t.e.stderr, "hexcron trigger: note: the database already records slot %s as %s (Hex now reports it %s)\n", key, te.From, to)
+			return
+		}
+	}
+	fmt.Fprintf(t.e.stderr, "hexcron trigger: could not record slot %s as %s: %v\n", key, to, err)
+}
+
+// endState maps a terminal Hex status to the slot state recorded for it.
+func endState(s hexclient.Status) state.State {
+	switch s {
+	case hexclient.StatusCompleted:
+		return state.StateCompleted
+	case hexclient.StatusErrored:
+		return state.StateErrored
+	case hexclient.StatusKilled:
+		return state.StateKilled
+	case hexclient.StatusUnableToAllocateKernel:
+		return state.StateUnableToAllocate
+	}
+	return state.StateUnknown
+}
+
+// manualRequest is the RunProject body: the inputs, the schedule's cache and publish
+// flags and its notifications (as the daemon sends them).
+func manualRequest(s *planner.Schedule, inputs map[string]any) hexclient.RunRequest {
+	req := hexclient.RunRequest{
+		InputParams:            inputs,
+		UseCachedSQLResults:    s.UseCachedSQL,
+		UpdatePublishedResults: s.UpdatePublishedResults,
+	}
+	for _, n := range s.Notify {
+		req.Notifications = append(req.Notifications, hexclient.Notification{
+			Type: n.HexType(), IncludeSuccessScreenshot: n.IncludeSuccessScreenshot,
+			SlackChannelIDs: n.SlackChannels, UserIDs: n.UserIDs, GroupIDs: n.GroupIDs,
+		})
+	}
+	return req
+}
+
+func (t *manualTrigger) loc() *time.Location {
+	if t.conf.Location != nil {
+		return t.conf.Location
+	}
+	return time.UTC
+}
+
+// noticeSkew and noticeMaxAttempt are the hexclient defaults hexClientConfig leaves in
+// place (Budget.Skew, Budget.MaxAttempt = attempt timeout + 30s); budgetNotice uses
+// them only to name the rule that is full.
+const (
+	noticeSkew       = 2 * time.Second
+	noticeMaxAttempt = time.Minute
+)
+
+// budgetNotice tells the person at the terminal that the trigger waits for the
+// budget, which rule is full, and until when. It prints once per distinct message.
+func (t *manualTrigger) budgetNotice(wait time.Duration) {
+	now := t.clk.Now()
+	until := now.Add(wait)
+	var why string
+	if full, spacing := t.bindingRules(now); len(full) == 1 {
+		why = ": " + full[0] + " rule full"
+	} else if len(full) > 1 {
+		why = ": " + strings.Join(full, " and ") + " rules full"
+	} else if spacing {
+		why = fmt.Sprintf(": min_spacing %s since the last trigger", t.conf.Budget.MinSpacing)
+	}
+	msg := fmt.Sprintf("waiting for trigger budget%s until %s", why, fmtClock(until.Add(time.Second-1).Truncate(time.Second), now, t.loc()))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if msg == t.lastNotice {
+		return
+	}
+	t.lastNotice = msg
+	fmt.Fprintf(t.e.stderr, "hexcron trigger: %s\n", msg)
+}
+
+// bindingRules names the trigger rules with no room at now, by the same math as the
+// client's admission, and reports whether min_spacing alone holds the trigger.
+func (t *manualTrigger) bindingRules(now time.Time) (full []string, spacing bool) {
+	b := hexclient.Budget{Skew: noticeSkew, MaxAttempt: noticeMaxAttempt}
+	for _, r := range t.conf.Budget.Triggers {
+		b.Rules = append(b.Rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
+	}
+	rows, err := t.db.Attempts(context.Background(), b.Since(now))
+	if err != nil {
+		return nil, false
+	}
+	atts := make([]hexclient.Attempt, len(rows))
+	for i, a := range rows {
+		atts[i] = hexclient.Attempt{Sent: a.Sent, Done: a.Done}
+	}
+	for i, r := range t.conf.Budget.Triggers {
+		one := hexclient.Budget{Rules: b.Rules[i : i+1], Skew: b.Skew, MaxAttempt: b.MaxAttempt}
+		if one.Wait(now, atts) > 0 {
+			full = append(full, ruleName(r))
+		}
+	}
+	if len(full) == 0 && t.conf.Budget.MinSpacing > 0 {
+		sp := hexclient.Budget{MinSpacing: t.conf.Budget.MinSpacing, Skew: b.Skew, MaxAttempt: b.MaxAttempt}
+		spacing = sp.Wait(now, atts) > 0
+	}
+	return full, spacing
+}
+
+// budgetNoticeMsg is the debug line hexclient logs each time a trigger waits for the
+// budget; budgetNoticeHandler turns it into a line a person sees.
+const budgetNoticeMsg = "waiting for trigger budget"
+
+// budgetNoticeHandler passes records at the inner handler's level through, and turns
+// hexclient's debug-level budget waits into notices.
+type budgetNoticeHandler struct {
+	inner  slog.Handler
+	notice func(wait time.Duration)
+}
+
+func (h *budgetNoticeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelDebug || h.inner.Enabled(ctx, l)
+}
+
+func (h *budgetNoticeHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == budgetNoticeMsg {
+		var wait time.Duration
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == hexclient.KeyWait && a.Value.Kind() == slog.KindDuration {
+				wait = a.Value.Duration()
+				return false
+			}
+			return true
+		})
+		h.notice(wait)
+		return nil
+	}
+	if !h.inner.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+func (h *budgetNoticeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &budgetNoticeHandler{inner: h.inner.WithAttrs(as), notice: h.notice}
+}
+
+func (h *budgetNoticeHandler) WithGroup(name string) slog.Handler {
+	return &budgetNoticeHandler{inner: h.inner.WithGroup(name), notice: h.notice}
 }
