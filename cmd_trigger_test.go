@@ -411,3 +411,27 @@ func TestTriggerRecordTolerant(t *testing.T) {
 		t.Errorf("slot = %+v, %v", s, err)
 	}
 }
+
+// TestTriggerWaitTimeout stops waiting for a run that never ends without cancelling
+// it, and leaves its slot live for the daemon.
+func TestTriggerWaitTimeout(t *testing.T) {
+	sim, _, conf, dbPath := triggerSetup(t, hexsim.Config{
+		Runs: hexsim.Lifecycle{Pending: 100 * time.Millisecond, Outcomes: map[hexsim.Outcome]float64{hexsim.OutcomeStuck: 1}},
+	}, "[{limit: 20, per: 1m}]")
+	e, out, errb := realEnv(t, "hxtp_anyone")
+	code := runBounded(t, e, time.Minute, "trigger", "report", "--wait", "--timeout", "1500ms", "--config", conf, "--db", dbPath)
+	if code != exitError {
+		t.Fatalf("exit %d; stderr:\n%s", code, errb)
+	}
+	if !strings.Contains(errb.String(), "still RUNNING after 1.5s; stopped waiting (the run is not cancelled") {
+		t.Errorf("stderr:\n%s", errb)
+	}
+	runs := sim.Runs()
+	if len(runs) != 1 || runs[0].Status != hexsim.StatusRunning || runs[0].Cancelled {
+		t.Errorf("hexsim runs = %+v", runs)
+	}
+	s, err := openTestDB(t, dbPath).Slot(context.Background(), stdoutFields(out.String())["slot"])
+	if err != nil || s.State != state.StateRunning || s.Started.IsZero() {
+		t.Errorf("slot = %+v, %v", s, err)
+	}
+}
