@@ -239,6 +239,98 @@ func TestCrashAtEachStep(t *testing.T) {
 	}
 }
 
+// TestCrashStopDuringRecovery stops (SIGTERM's path: ctx cancelled) a daemon that is
+// still waiting to reconcile a slot a killed process left triggering: the stop must not
+// wait out the reconcile delay, must not trigger, and must leave the slot triggering so
+// that the next start settles it, with exactly one run.
+func TestCrashStopDuringRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes and runs real-time daemons")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "hexcron.db")
+	nominal := time.Now().UTC().Truncate(time.Minute)
+	cfgPath := writeCrashConfig(t, dir, nominal, 10*time.Minute)
+	conf, err := planner.LoadFile(cfgPath)
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	slot := planner.SlotKey(crashSchedule, nominal, nil)
+	sim := hexsim.New(hexsim.Config{Seed: 1, Runs: hexsim.Lifecycle{Pending: 200 * time.Millisecond, Running: 500 * time.Millisecond}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	base := srv.URL + "/api/v1"
+	crashHelper(t, stepAdmitted, dbPath, cfgPath, base, sim)
+
+	db, err := state.Open(ctx, dbPath, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	logs := &crashLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemons' log:\n%s", logs.String())
+		}
+	})
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	hc, err := hexclient.New(crashHexConfig(conf, base, log, Ledger{DB: db}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const reconcile = time.Minute
+	notes := &crashNotifier{}
+	d, err := New(Config{
+		Clock: clock.System{}, Logger: log, Store: db, Hex: hc, Notifier: notes,
+		Load:      func() (*planner.Config, error) { return planner.LoadFile(cfgPath) },
+		Reconcile: reconcile, Grace: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx, nil) }()
+	ready := time.NewTimer(10 * time.Second)
+	defer ready.Stop()
+	for len(notes.since(time.Time{})) == 0 { // the first STATUS follows READY=1
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before it was ready: %v", err)
+		case <-ready.C:
+			t.Fatal("daemon not ready within 10s")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopAt := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		t.Logf("stopped %v after the cancel (reconcile delay %v)", time.Since(stopAt).Round(time.Millisecond), reconcile)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Run still waiting 10s after the stop: the pending reconcile (%v) holds the shutdown", reconcile)
+	}
+	got, err := db.Slot(ctx, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if posts, _ := runProjects(sim); got.State != state.StateTriggering || posts != 0 {
+		t.Fatalf("after the stop: slot %s, %d RunProject; want triggering (for the next start), 0", got.State, posts)
+	}
+
+	// The next start settles it.
+	final := recoverAndWait(t, db, conf, cfgPath, base, log, slot)
+	posts, created := runProjects(sim)
+	if posts != 1 || len(created) != 1 || final.RunID != created[0] {
+		t.Errorf("after the restart: slot %s run %q; Hex got %d RunProject creating %v; want one run, recorded", final.State, final.RunID, posts, created)
+	}
+}
+
 // TestCrashHelper is the daemon that TestCrashAtEachStep kills; it does nothing unless
 // run by it.
 func TestCrashHelper(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 // the run Hex has, re-trigger when Hex has none and the slot's window is still open,
 // else record it skipped with the reason. Runs left in triggered/running need nothing
 // here: the poller picks them up from the database.
-func (d *Daemon) recoverSlots(ctx, trigCtx context.Context, now time.Time) error {
+func (d *Daemon) recoverSlots(ctx, _ context.Context, now time.Time) error {
 	pending, err := d.cfg.Store.SlotsInState(ctx, state.StateTriggering)
 	if err != nil {
 		return err
@@ -28,7 +28,9 @@ func (d *Daemon) recoverSlots(ctx, trigCtx context.Context, now time.Time) error
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.settle(trigCtx, p)
+			// ctx, not trigCtx: a stop must not wait out the reconcile delay (and its
+			// retries); an unsettled slot stays triggering for the next start.
+			d.settle(ctx, p)
 		}()
 	}
 	return nil
@@ -37,6 +39,8 @@ func (d *Daemon) recoverSlots(ctx, trigCtx context.Context, now time.Time) error
 // settle decides one interrupted slot; see recoverSlots.
 func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 	c := d.cfg.Clock
+	// What Hex said is recorded even when a stop comes in between.
+	wctx := context.WithoutCancel(ctx)
 	if err := clock.Sleep(ctx, c, p.LastAttempt.Add(d.cfg.Reconcile).Sub(c.Now())); err != nil {
 		return
 	}
@@ -47,7 +51,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		project = s.Project
 	}
 	if project == "" {
-		d.recordSkip(ctx, p, "interrupted mid-trigger and its schedule is gone: cannot ask Hex")
+		d.recordSkip(wctx, p, "interrupted mid-trigger and its schedule is gone: cannot ask Hex")
 		return
 	}
 	claimed := func(runID string) bool {
@@ -75,7 +79,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		if triggered.IsZero() {
 			triggered = p.LastAttempt
 		}
-		if err := d.cfg.Store.Transition(ctx, p.Key, state.StateTriggered, state.Update{
+		if err := d.cfg.Store.Transition(wctx, p.Key, state.StateTriggered, state.Update{
 			At: c.Now(), RunID: run.RunID, RunURL: run.RunURL, TraceID: run.TraceID, Triggered: triggered,
 			Reason: "adopted after reconcile",
 		}); err != nil {
@@ -103,7 +107,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		}
 	}
 	d.cfg.Metrics.ObserveReconcile("none")
-	d.recordSkip(ctx, p, "interrupted mid-trigger; Hex has no run for it and its window has closed")
+	d.recordSkip(wctx, p, "interrupted mid-trigger; Hex has no run for it and its window has closed")
 }
 
 func (d *Daemon) recordSkip(ctx context.Context, p state.Slot, reason string) {
