@@ -539,3 +539,82 @@ func TestE2EJournalPriorities(t *testing.T) {
 		}
 	})
 }
+
+// TestE2ETokenFileRotationWithoutRestart is the no-restart rotation of the operator's
+// guide: with hex.token_file, Hex revoking the token pauses triggering (one ERROR), and
+// replacing the file (write a new name, rename) resumes it with the new token, without
+// a restart or a reload.
+func TestE2ETokenFileRotationWithoutRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	const oldToken, newToken = "hxtp_rotation_old_token", "hxtp_rotation_new_token"
+	sim := startSimProc(t, fastSim+"tokens: ["+oldToken+"]\n")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "hex-token")
+	if err := os.WriteFile(tokenFile, []byte(oldToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "schedules.yaml")
+	text := fmt.Sprintf(`hex:
+  base_url: %s
+  token_file: %s
+budget:
+  triggers:
+    - {limit: 20, per: 10s}
+    - {limit: 60, per: 1m}
+defaults:
+  window: 1s
+  overlap: allow # with skip, a run whose status polls get 401 blocks the next triggers
+schedules:
+  - {name: rotating, project: %s, cron: "*/2 * * * * *"}
+`, sim.base, tokenFile, e2eProject)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonIn(t, dir, nil, "--config", cfg, "--db", filepath.Join(dir, "hexcron.db"), "--log-format", "json")
+	waitFor(t, 20*time.Second, "a first trigger with the old token", func() bool { return len(d.logLines("triggered")) > 0 })
+
+	// Hex's "regenerate": the old token is revoked at once.
+	resp, err := http.Post(sim.root+"/_sim/rotate", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"old":%q,"new":%q}`, oldToken, newToken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /_sim/rotate: %s", resp.Status)
+	}
+	const paused = "Hex refused the API token; triggering is paused."
+	waitFor(t, 20*time.Second, "the pause on 401", func() bool { return strings.Contains(d.stderr.String(), paused) })
+
+	tmp := tokenFile + ".new"
+	if err := os.WriteFile(tmp, []byte(newToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	replaced := time.Now()
+	newHash := simTokenHash(newToken)
+	var resumed time.Time
+	waitFor(t, 30*time.Second, "a run created with the new token", func() bool {
+		for _, r := range sim.tokenRequests(t) {
+			if r.Op == "RunProject" && r.Status == http.StatusCreated && r.Token == newHash {
+				resumed = r.Time
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("first run with the new token %v after the file was replaced", resumed.Sub(replaced).Round(10*time.Millisecond))
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+	}
+	if n := strings.Count(d.stderr.String(), paused); n != 1 {
+		t.Errorf("the pause was logged %d times, want once", n)
+	}
+	if len(d.logLines("reloaded")) != 0 {
+		t.Error("the daemon reloaded; the rotation should not need it")
+	}
+}
