@@ -89,7 +89,7 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.simulate, "simulate", false, "run against a built-in simulated Hex on a virtual clock (no token needed)")
 	fs.Float64Var(&f.speed, "speed", 60, "with --simulate: virtual seconds per real second")
-	fs.Int64Var(&f.seed, "seed", 1, "with --simulate: seed of the simulated Hex")
+	fs.Int64Var(&f.seed, "seed", 2, "with --simulate: seed of the simulated Hex")
 	fs.DurationVar(&f.horizon, "horizon", 2*time.Hour, "how far ahead each plan looks")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -130,7 +130,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	if f.simulate {
 		start := time.Now().Truncate(time.Hour).Add(time.Hour - 30*time.Second)
 		clk = clock.NewScaled(clock.System{}, start, f.speed)
-		log = slog.New(clockHandler{log.Handler(), clk})
+		log = slog.New(clockHandler{Handler: log.Handler(), clk: clk, loc: conf.Location})
 		var stopSim func()
 		baseURL, stopSim, err = serveSim(clk, f.seed, log)
 		if err != nil {
@@ -141,7 +141,12 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		if dbPath == "" {
 			dbPath = "hexcron-sim.db"
 		}
-		log.Info("simulation: built-in Hex, virtual clock", "speed", f.speed, "starts_at", start.Format(time.RFC3339), "hex", baseURL, "db", dbPath)
+		log.Info("simulation: built-in Hex, virtual clock", "speed", f.speed, "starts_at", start.In(conf.Location), "hex", baseURL, "db", dbPath)
+		// Show the forecast first, as `hexcron plan` would: the demo then fires it.
+		if err := planner.WriteTable(e.stdout, f.config, planner.Plan(conf, planner.Input{From: clk.Now(), Horizon: 3 * time.Hour})); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout)
 	} else {
 		ts := hexclient.NewFileTokenSource(e.getenv, conf.Hex.TokenFile)
 		if _, err := ts.Token(); err != nil {
@@ -226,8 +231,8 @@ func hexClientConfig(conf *planner.Config, baseURL string, token hexclient.Token
 }
 
 // serveSim starts the built-in simulated Hex on a loopback port and returns its base
-// URL. Runs take a few minutes; a few end ERRORED, and a few hang in RUNNING so that
-// timeouts show.
+// URL. Runs take a few minutes; a few end ERRORED, a few hang in RUNNING so that
+// timeouts show, and a few triggers get a 500 after Hex created the run.
 func serveSim(clk clock.Clock, seed int64, log *slog.Logger) (base string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -247,6 +252,9 @@ func serveSim(clk clock.Clock, seed int64, log *slog.Logger) (base string, stop 
 				hexsim.OutcomeCompleted: 85, hexsim.OutcomeErrored: 6, hexsim.OutcomeStuck: 6, hexsim.OutcomeUnknown: 3,
 			},
 		},
+		// Now and then a 500 after the run was created: the demo shows the reconcile
+		// that adopts the run instead of POSTing again.
+		Faults: hexsim.Faults{Probabilities: map[hexsim.Fault]float64{hexsim.Fault5xxAfterCreate: 0.08}},
 	})
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -119,17 +119,21 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 type clockHandler struct {
 	slog.Handler
 	clk clock.Clock
+	loc *time.Location // the zone to show times in (nil: as the clock gives them)
 }
 
 func (h clockHandler) Handle(ctx context.Context, r slog.Record) error {
 	r.Time = h.clk.Now()
+	if h.loc != nil {
+		r.Time = r.Time.In(h.loc)
+	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h clockHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return clockHandler{h.Handler.WithAttrs(as), h.clk}
+	return clockHandler{h.Handler.WithAttrs(as), h.clk, h.loc}
 }
 
 func (h clockHandler) WithGroup(name string) slog.Handler {
-	return clockHandler{h.Handler.WithGroup(name), h.clk}
+	return clockHandler{h.Handler.WithGroup(name), h.clk, h.loc}
 }

@@ -62,6 +62,7 @@ type Daemon struct {
 	queued     map[string]planner.Firing   // overlap queue: series -> the one waiting firing
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
+	stopping   bool // shutdown has begun: start nothing new
 
 	events   chan event
 	pollWake chan struct{}
@@ -226,6 +227,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 // recorded, and leaves the rest for the next start's recovery.
 func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	d.cfg.Notifier.Notify("STOPPING=1")
+	d.stopping = true
 	ctx := context.Background()
 	n := len(d.inflight)
 	d.log.Info("stopping: no new triggers", "in_flight", n)
@@ -563,6 +565,10 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 	var dlErr *hexclient.DeadlineError
 	switch {
 	case errors.As(ev.err, &dlErr):
+		if !dlErr.Unresolved.IsZero() && d.stopping {
+			d.log.Warn("stopping with an ambiguous attempt unresolved; the next start reconciles it", keySchedule, f.Schedule, keySlot, f.Slot)
+			return
+		}
 		if !dlErr.Unresolved.IsZero() {
 			// An ambiguous attempt may still show up at Hex: settle it like a crash.
 			d.log.Warn("window closed with an ambiguous attempt unresolved; reconciling", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, ev.err)
