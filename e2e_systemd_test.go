@@ -11,12 +11,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -616,5 +618,104 @@ schedules:
 	}
 	if len(d.logLines("reloaded")) != 0 {
 		t.Error("the daemon reloaded; the rotation should not need it")
+	}
+}
+
+// notifySocket is a stand-in for systemd's $NOTIFY_SOCKET: it collects every datagram
+// the daemon sends.
+type notifySocket struct {
+	path string
+	mu   sync.Mutex
+	msgs []string
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	// A short directory: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "hxn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	n := &notifySocket{path: filepath.Join(dir, "notify")}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.msgs = append(n.msgs, string(buf[:k]))
+			n.mu.Unlock()
+		}
+	}()
+	return n
+}
+
+// messages returns the datagrams received so far.
+func (n *notifySocket) messages() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.msgs...)
+}
+
+// count is how many datagrams equal msg (or, for a msg ending in "=", start with it).
+func (n *notifySocket) count(msg string) int {
+	c := 0
+	for _, m := range n.messages() {
+		if m == msg || (strings.HasSuffix(msg, "=") && strings.HasPrefix(m, msg)) {
+			c++
+		}
+	}
+	return c
+}
+
+// TestE2ESystemdNotify checks the sd_notify protocol Type=notify and WatchdogSec= rely
+// on: READY=1 once running, STATUS= lines, WATCHDOG=1 at half of $WATCHDOG_USEC even
+// with nothing to fire, RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 on SIGTERM.
+func TestE2ESystemdNotify(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	sim := startSimProc(t, fastSim)
+	dir := t.TempDir()
+	// Once a day: nothing fires during the test, so only the watchdog wakes the loop.
+	cfg := e2eConfig(t, dir, sim, `schedules:
+  - {name: daily, project: `+e2eProject+`, cron: "0 3 * * *", window: 15m}
+`)
+	n := listenNotify(t)
+	d := startDaemonIn(t, dir, []string{e2eToken, "NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=1000000"},
+		"--config", cfg, "--db", filepath.Join(dir, "hexcron.db"), "--log-format", "json")
+	waitFor(t, 10*time.Second, "READY=1", func() bool { return n.count("READY=1") == 1 })
+	if n.count("STATUS=") == 0 {
+		t.Errorf("no STATUS= by READY=1: %q", n.messages())
+	}
+	// WATCHDOG_USEC=1s: a ping every 0.5s; wait for four more.
+	pings := n.count("WATCHDOG=1")
+	waitFor(t, 10*time.Second, "four watchdog pings", func() bool { return n.count("WATCHDOG=1") >= pings+4 })
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "RELOADING=1 then READY=1", func() bool {
+		return n.count("RELOADING=1") == 1 && n.count("READY=1") == 2
+	})
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+	}
+	waitFor(t, 5*time.Second, "STOPPING=1", func() bool { return n.count("STOPPING=1") == 1 })
+	var order []string
+	for _, m := range n.messages() {
+		if m == "READY=1" || m == "RELOADING=1" || m == "STOPPING=1" {
+			order = append(order, m)
+		}
+	}
+	if got := strings.Join(order, ","); got != "READY=1,RELOADING=1,READY=1,STOPPING=1" {
+		t.Errorf("lifecycle messages %s, want READY=1,RELOADING=1,READY=1,STOPPING=1", got)
 	}
 }
