@@ -170,18 +170,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	var metrics *scheduler.Metrics
 	if f.metricsAddr != "" {
 		metrics = scheduler.NewMetrics()
-		ln, err := net.Listen("tcp", f.metricsAddr)
-		if err != nil {
-			return fmt.Errorf("--metrics-addr: %w", err)
-		}
-		go func() {
-			if err := metrics.Serve(ctx, ln, nil); err != nil {
-				log.Error("metrics server stopped", "err", err)
-			}
-		}()
-		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
-
 	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db}))
 	if err != nil {
 		return err
@@ -198,6 +187,18 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	})
 	if err != nil {
 		return err
+	}
+	if metrics != nil {
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		go func() {
+			if err := metrics.Serve(ctx, ln, d.Healthy); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 	return d.Run(ctx, reload)
 }

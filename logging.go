@@ -17,8 +17,8 @@ import (
 // newLogger builds the daemon's logger: tint with colour when w is a terminal, plain
 // logfmt-style text otherwise (journald adds its own timestamp, but the text keeps one
 // so that a log file alone is readable), JSON with --log-format json. Under journald
-// ($JOURNAL_STREAM set) each text line starts with its syslog priority (<3> error,
-// <4> warning, <6> info, <7> debug), so `journalctl -p warning` works.
+// ($JOURNAL_STREAM set) each line, text or JSON, starts with its syslog priority (<3>
+// error, <4> warning, <6> info, <7> debug), so `journalctl -p warning` works.
 func newLogger(w io.Writer, format, level string, getenv func(string) string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -33,11 +33,15 @@ func newLogger(w io.Writer, format, level string, getenv func(string) string) (*
 	case "text":
 		opts := &slog.HandlerOptions{Level: lvl}
 		if getenv("JOURNAL_STREAM") != "" {
-			return slog.New(newJournalHandler(w, opts)), nil
+			return slog.New(newJournalHandler(w, opts, textHandler)), nil
 		}
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+		opts := &slog.HandlerOptions{Level: lvl}
+		if getenv("JOURNAL_STREAM") != "" {
+			return slog.New(newJournalHandler(w, opts, jsonHandler)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want auto, text or json", format)
 }
@@ -53,14 +57,17 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// journalHandler writes logfmt text lines prefixed with their syslog priority, which
-// journald reads (SyslogLevelPrefix=, on by default) and strips.
+// journalHandler writes log lines (text or JSON) prefixed with their syslog priority,
+// which journald reads (SyslogLevelPrefix=, on by default) and strips.
 type journalHandler struct{ hs [4]slog.Handler } // debug, info, warn, error
 
-func newJournalHandler(w io.Writer, opts *slog.HandlerOptions) journalHandler {
+func textHandler(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewTextHandler(w, o) }
+func jsonHandler(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewJSONHandler(w, o) }
+
+func newJournalHandler(w io.Writer, opts *slog.HandlerOptions, mk func(io.Writer, *slog.HandlerOptions) slog.Handler) journalHandler {
 	var h journalHandler
 	for i, p := range []string{"<7>", "<6>", "<4>", "<3>"} {
-		h.hs[i] = slog.NewTextHandler(prefixWriter{prefix: []byte(p), w: w}, opts)
+		h.hs[i] = mk(prefixWriter{prefix: []byte(p), w: w}, opts)
 	}
 	return h
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hexcron/clock"
@@ -63,6 +64,8 @@ type Daemon struct {
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
 	stopping   bool // shutdown has begun: start nothing new
+
+	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
 	events   chan event
 	pollWake chan struct{}
@@ -179,6 +182,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	nextWatch := now
 	for {
 		now = c.Now()
+		d.alive.Store(now.UnixNano())
 		if watch > 0 && !now.Before(nextWatch) {
 			d.cfg.Notifier.Notify("WATCHDOG=1")
 			nextWatch = now.Add(watch)
@@ -199,6 +203,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		wake := minTime(d.nextReplan, nextBeat)
 		if len(d.plan) > 0 {
 			wake = minTime(wake, d.plan[0].Planned)
+			d.cfg.Metrics.SetNextFiring(d.plan[0].Planned.Sub(now))
 		}
 		if watch > 0 {
 			wake = minTime(wake, nextWatch)
@@ -221,6 +226,20 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		t.Stop()
 	}
+}
+
+// Healthy reports an error while the daemon has not finished starting, or when its
+// loop has not run for longer than it ever sleeps (a stall): it backs /healthz.
+func (d *Daemon) Healthy() error {
+	last := d.alive.Load()
+	if last == 0 {
+		return errors.New("starting")
+	}
+	limit := 2*d.cfg.Heartbeat + time.Minute
+	if since := d.cfg.Clock.Now().Sub(time.Unix(0, last)); since > limit {
+		return fmt.Errorf("scheduling loop stalled: last ran %s ago", since.Round(time.Second))
+	}
+	return nil
 }
 
 // shutdown stops new triggers, gives the ones in flight a grace period to finish and be
@@ -340,9 +359,6 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 				keyShift, f.Planned.Sub(f.Nominal), keyReason, shiftReason(conf, f, d.plan, past))
 		}
 		d.announced[f.Slot] = f.Planned
-	}
-	if len(d.plan) > 0 {
-		d.cfg.Metrics.SetNextFiring(d.plan[0].Planned.Sub(now))
 	}
 }
 
@@ -547,6 +563,7 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 			keyTraceID, r.TraceID, keyNominal, d.local(f.Nominal), keyShift, r.Sent.Sub(f.Nominal).Round(time.Second),
 			keyAttempt, r.Attempts)
 		d.wakePoller()
+		d.notifyStatus(ctx, now)
 		if r.Sent.Sub(f.Planned) > 5*time.Second {
 			d.nextReplan = time.Time{} // reality diverged from the plan (a wait, a retry)
 		}

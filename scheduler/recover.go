@@ -70,7 +70,6 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		run, err = d.cfg.Hex.Reconcile(ctx, project, p.LastAttempt, claimed)
 	}
 	if err != nil {
-		d.cfg.Metrics.ObserveReconcile("error")
 		d.log.Error("reconcile failed; the slot stays triggering until the next start", keySlot, p.Key, keyErr, err)
 		return
 	}
@@ -86,7 +85,6 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 			d.log.Error("record adopted run", keySlot, p.Key, keyErr, err)
 			return
 		}
-		d.cfg.Metrics.ObserveReconcile("adopted")
 		d.log.Info("adopted after reconcile", keySchedule, p.Schedule, keySlot, p.Key, keyRun, run.RunID, keyURL, run.RunURL)
 		d.wakePoller()
 		return
@@ -95,7 +93,6 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 	if s != nil && p.Kind != state.KindManual {
 		deadline := p.Nominal.Add(s.Window)
 		if now.Before(deadline) {
-			d.cfg.Metrics.ObserveReconcile("retrigger")
 			d.log.Info("re-triggering: Hex has no run for the interrupted attempt", keySchedule, p.Schedule, keySlot, p.Key)
 			f := planner.Firing{Schedule: p.Schedule, Slot: p.Key, Nominal: p.Nominal, Matrix: p.Matrix,
 				Priority: s.Priority, Release: now, Deadline: deadline}
@@ -106,7 +103,6 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 			return
 		}
 	}
-	d.cfg.Metrics.ObserveReconcile("none")
 	d.recordSkip(wctx, p, "interrupted mid-trigger; Hex has no run for it and its window has closed")
 }
 
