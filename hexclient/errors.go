@@ -152,14 +152,15 @@ func newHTTPError(op string, status int, h http.Header, body []byte, redact func
 	if e.TraceID == "" {
 		e.TraceID = h.Get("x-trace-id")
 	}
-	e.Reason = redact(clip(e.Reason, 300))
-	e.Details = redact(clip(e.Details, 300))
-	e.TraceID = redact(clip(e.TraceID, 100))
+	// Redact before clipping: a token cut in two by the clip would escape redaction.
+	e.Reason = clip(redact(e.Reason), 300)
+	e.Details = clip(redact(e.Details), 300)
+	e.TraceID = clip(redact(e.TraceID), 100)
 	for i := range e.Invalid {
-		e.Invalid[i].ParamName = redact(clip(e.Invalid[i].ParamName, 100))
+		e.Invalid[i].ParamName = clip(redact(e.Invalid[i].ParamName), 100)
 	}
 	for i := range e.NotFound {
-		e.NotFound[i].ParamName = redact(clip(e.NotFound[i].ParamName, 100))
+		e.NotFound[i].ParamName = clip(redact(e.NotFound[i].ParamName), 100)
 	}
 	return e
 }
