@@ -272,17 +272,25 @@ func TestAdaptiveDecreaseAndRecovery(t *testing.T) {
 	if a.decrease(t0.Add(time.Second)) {
 		t.Fatal("second 429 in the same episode started a new one (would log a second WARN)")
 	}
-	if got := a.usable(t0.Add(time.Second)); !slices.Equal(got, []int{9, 29}) {
-		t.Fatalf("after two decreases %v, want [9 29]", got)
+	if got := a.usable(t0.Add(time.Second)); !slices.Equal(got, []int{14, 42}) {
+		t.Fatalf("a second 429 within a minute shrank again: %v", got)
 	}
-	// +1 per rule window without a 429.
-	if got := a.usable(t0.Add(time.Second + 5*time.Minute)); !slices.Equal(got, []int{14, 29}) {
-		t.Fatalf("after 5 quiet minutes %v, want [14 29]", got)
+	a.decrease(t0.Add(time.Minute))
+	// The minute rule had regained 2 (14+2=16) before the second cut: 16×0.7 = 11.
+	if got := a.usable(t0.Add(time.Minute)); !slices.Equal(got, []int{11, 29}) {
+		t.Fatalf("after two decreases a minute apart %v, want [11 29]", got)
 	}
-	if got := a.usable(t0.Add(time.Second + 31*time.Hour)); !slices.Equal(got, []int{20, 60}) {
-		t.Fatalf("after 31 quiet hours %v, want full [20 60]", got)
+	// Each rule regains a tenth of its usable count (20/10=2, 60/10=6) per quiet window.
+	if got := a.usable(t0.Add(time.Minute + 2*time.Minute)); !slices.Equal(got, []int{15, 29}) {
+		t.Fatalf("after 2 quiet minutes %v, want [15 29]", got)
 	}
-	if !a.decrease(t0.Add(32 * time.Hour)) {
+	if got := a.usable(t0.Add(time.Minute + 2*time.Hour)); !slices.Equal(got, []int{20, 41}) {
+		t.Fatalf("after 2 quiet hours %v, want [20 41]", got)
+	}
+	if got := a.usable(t0.Add(time.Minute + 6*time.Hour)); !slices.Equal(got, []int{20, 60}) {
+		t.Fatalf("after 6 quiet hours %v, want full [20 60]", got)
+	}
+	if !a.decrease(t0.Add(7 * time.Hour)) {
 		t.Fatal("a 429 after full recovery is a new episode")
 	}
 	small := newAdaptive([]Rule{{Limit: 1, Per: time.Minute}})

@@ -102,6 +102,8 @@ type Client struct {
 	rateN       int // consecutive 429s
 	read429     time.Time
 	own         map[string]time.Time // runs created or adopted here, never adopted again
+	pending     []*pending           // unresolved ambiguous attempts (see reconcile.go)
+	inflight    map[string]int       // attempts in flight, per project (see reconcile.go)
 }
 
 // New validates cfg, fills its defaults and returns a Client.
@@ -200,7 +202,7 @@ func New(cfg Config) (*Client, error) {
 		reads: NewReadBudget(cfg.Clock, cfg.ReadLimits, cfg.Budget.Skew, cfg.Budget.MaxAttempt),
 		adapt: newAdaptive(cfg.Budget.Rules),
 		rng:   cfg.Rand, probe: make(chan struct{}, 1),
-		holdChanged: make(chan struct{}), own: map[string]time.Time{},
+		holdChanged: make(chan struct{}), own: map[string]time.Time{}, inflight: map[string]int{},
 	}, nil
 }
 

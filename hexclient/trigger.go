@@ -51,6 +51,8 @@ type triggerRun struct {
 	body       []byte
 	attempts   int
 	unresolved time.Time // earliest send time of an ambiguous attempt not yet resolved
+	firstAmb   time.Time // send time of this call's first ambiguous attempt (adoption cutoff)
+	pend       *pending  // this call's entry among the client's unresolved attempts
 	ambN       int       // ambiguous or unreachable outcomes so far (backoff exponent)
 	last       error
 }
@@ -71,6 +73,7 @@ func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, e
 	t := &triggerRun{c: c, req: req, body: body,
 		log: c.log.With(KeyProject, req.ProjectID, KeySlot, req.Slot)}
 	res, err := t.run(ctx)
+	c.forgetPending(t.pend)
 	switch {
 	case res != nil && res.Adopted:
 		c.obs.OnTrigger("trigger_adopted")
@@ -140,24 +143,35 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 				apiErr = newHTTPError("run project", resp.status, resp.header, resp.body, redactor(token))
 			}
 		}
+		var created *RunCreated
+		if class == ClassOK {
+			var derr error
+			if created, derr = decodeRunCreated(resp.body); derr != nil {
+				// A 2xx without a run id: a run probably exists; find it.
+				alog.Warn("RunProject answered 2xx with an unreadable body; reconciling", KeyStatus, resp.status, KeyErr, derr)
+				class = ClassAmbiguous
+				apiErr = &APIError{Op: "run project", Status: resp.status, Class: ClassAmbiguous, Err: derr}
+			}
+		}
+		// Before this attempt stops counting as in flight, its run is marked handed
+		// out (201) or the attempt joins the unresolved ones (ambiguous), so that no
+		// reconcile can see the run as nobody's (see reconcile.go).
+		switch class {
+		case ClassOK:
+			c.succeeded(created.RunID, arrived)
+		case ClassAmbiguous, ClassCanceled:
+			t.markAmbiguous(sent)
+		}
+		c.endInflight(t.req.ProjectID)
 		c.obs.OnTrigger(class.String())
 		if apiErr != nil {
 			t.last = apiErr
 		}
 		switch class {
 		case ClassOK:
-			created, err := decodeRunCreated(resp.body)
-			if err != nil {
-				// A 2xx without a run id: a run probably exists; find it.
-				alog.Warn("RunProject answered 2xx with an unreadable body; reconciling", KeyStatus, resp.status, KeyErr, err)
-				t.last = &APIError{Op: "run project", Status: resp.status, Class: ClassAmbiguous, Err: err}
-				t.markAmbiguous(sent)
-				continue
-			}
 			if created.TraceID == "" {
 				created.TraceID = resp.header.Get("x-trace-id")
 			}
-			c.succeeded(created.RunID, arrived)
 			if created.RunStatusURL == "" {
 				created.RunStatusURL = c.runStatusURL(t.req.ProjectID, created.RunID)
 			}
@@ -185,7 +199,6 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 		case ClassAmbiguous:
 			alog.Warn("RunProject outcome is ambiguous; will list the project's runs before any retry",
 				KeyStatus, statusOf(resp), KeyErr, apiErr, KeyTraceID, apiErr.TraceID)
-			t.markAmbiguous(sent)
 
 		case ClassUnreachable:
 			wait := c.jitter(c.cfg.ServerBackoff, t.ambN)
@@ -199,7 +212,6 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 			c.pauseAuth(alog, apiErr)
 
 		case ClassCanceled:
-			t.markAmbiguous(sent)
 			return nil, t.canceledErr(apiErr.Err)
 
 		default: // ClassPermanent
@@ -220,6 +232,12 @@ func statusOf(r *response) int {
 func (t *triggerRun) markAmbiguous(sent time.Time) {
 	if t.unresolved.IsZero() {
 		t.unresolved = sent
+	}
+	if t.firstAmb.IsZero() {
+		t.firstAmb = sent
+	}
+	if t.pend == nil {
+		t.pend = t.c.addPending(t.req.ProjectID, t.firstAmb)
 	}
 }
 
@@ -262,6 +280,14 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			}
 			continue
 		}
+		if c.hasPending(t.req.ProjectID) {
+			// Another slot of this project is resolving an ambiguous attempt: no new
+			// request to the project until it knows whether its run exists.
+			if err := c.sleepUntil(ctx, t.req.Deadline, t.req.Deadline, changed); err != nil {
+				return "", 0, time.Time{}, nil, t.stopErr(err)
+			}
+			continue
+		}
 		if until.After(now) {
 			t.log.Debug("triggers held", "reason", reason, KeyWait, until.Sub(now))
 			if err := c.sleepUntil(ctx, until, t.req.Deadline, changed); err != nil {
@@ -293,6 +319,7 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			return "", 0, time.Time{}, nil, fmt.Errorf("hexclient: trigger %s: %w", t.req.Slot, err)
 		}
 		if rbDone != nil {
+			c.beginInflight(t.req.ProjectID)
 			return tok, aid, now, rbDone, nil
 		}
 		t.log.Debug("waiting for trigger budget", KeyWait, wait)
@@ -317,7 +344,9 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 			return nil, t.canceledErr(err)
 		}
 		pastDeadline := err != nil
-		run, lerr := c.reconcile(ctx, t.req.ProjectID, t.unresolved, t.req.Claimed, t.log)
+		// A run from any earlier ambiguous attempt of this call is ours too (it may
+		// have become visible late), so the cutoff is the first one's send time.
+		run, lerr := c.reconcile(ctx, t.req.ProjectID, t.firstAmb, t.req.Claimed, t.log)
 		switch {
 		case lerr != nil:
 			if ctx.Err() != nil {
@@ -331,12 +360,16 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 			t.ambN++
 			continue
 		case run != nil:
-			c.succeeded(run.RunID, c.clock.Now())
+			c.succeeded("", c.clock.Now())
+			c.forgetPending(t.pend)
+			t.pend = nil
 			t.log.Info("adopted the run an ambiguous attempt created", KeyRun, run.RunID, KeyTraceID, run.TraceID)
 			return &Triggered{RunID: run.RunID, RunURL: run.RunURL, RunStatusURL: c.runStatusURL(t.req.ProjectID, run.RunID),
 				TraceID: run.TraceID, Adopted: true, Attempts: t.attempts, Sent: t.unresolved}, nil
 		default:
 			t.unresolved = time.Time{}
+			c.forgetPending(t.pend)
+			t.pend = nil
 			if pastDeadline {
 				return nil, t.deadlineErr()
 			}
@@ -344,79 +377,6 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 			return nil, nil
 		}
 	}
-}
-
-// Reconcile looks for the run a RunProject attempt sent at sentAfter may have
-// created: an API-triggered run of the project that started at or after sentAfter
-// minus Config.AdoptSkew, that claimed does not own and that this client did not
-// already hand out. With several, it returns the earliest. It returns nil, nil when
-// Hex has no such run. For crash recovery: call it for every slot left `triggering`.
-func (c *Client) Reconcile(ctx context.Context, projectID string, sentAfter time.Time, claimed func(string) bool) (*RunStatus, error) {
-	return c.reconcile(ctx, projectID, sentAfter, claimed, c.log.With(KeyProject, projectID))
-}
-
-func (c *Client) reconcile(ctx context.Context, projectID string, sentAfter time.Time, claimed func(string) bool, log *slog.Logger) (*RunStatus, error) {
-	cutoff := sentAfter.Add(-c.cfg.AdoptSkew)
-	const limit = 100
-	var found []RunStatus
-	for page, offset := 0, 0; page < c.cfg.ReconcilePages; page++ {
-		p, err := c.GetProjectRuns(ctx, projectID, RunsQuery{Limit: limit, Offset: offset, RunTriggerFilter: "API"})
-		if err != nil {
-			c.obs.OnReconcile("error")
-			return nil, fmt.Errorf("reconcile: %w", err)
-		}
-		older := 0
-		for _, r := range p.Runs {
-			if !r.StartTime.IsZero() && r.StartTime.Before(cutoff) {
-				older++
-				continue
-			}
-			if r.StartTime.IsZero() && r.Status.Terminal() {
-				continue // ended without a start time: not a run created just now
-			}
-			if r.RunTrigger != "" && r.RunTrigger != "API" {
-				continue
-			}
-			if claimed != nil && claimed(r.RunID) {
-				continue
-			}
-			if c.isOwn(r.RunID) {
-				continue
-			}
-			found = append(found, r)
-		}
-		if len(p.Runs) < limit || p.NextPage == "" || older == len(p.Runs) {
-			break
-		}
-		offset += len(p.Runs)
-	}
-	if len(found) == 0 {
-		c.obs.OnReconcile("none")
-		return nil, nil
-	}
-	best := found[0]
-	for _, r := range found[1:] {
-		if earlierStart(r, best) {
-			best = r
-		}
-	}
-	if len(found) > 1 {
-		log.Warn("several unclaimed API runs started after the ambiguous attempt; adopting the earliest (the others may be duplicates or another client's)",
-			"candidates", len(found), KeyRun, best.RunID)
-	}
-	c.obs.OnReconcile("adopted")
-	return &best, nil
-}
-
-// earlierStart orders runs by start time, a run not yet started (zero) last.
-func earlierStart(a, b RunStatus) bool {
-	switch {
-	case a.StartTime.IsZero():
-		return false
-	case b.StartTime.IsZero():
-		return true
-	}
-	return a.StartTime.Before(b.StartTime)
 }
 
 // KernelFreed ends a kernel-cap hold: the scheduler calls it when a run ends.
@@ -450,19 +410,14 @@ func (c *Client) succeeded(runID string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.kernelN, c.rateN, c.authN = 0, 0, 0
-	c.own[runID] = now
+	if runID != "" {
+		c.own[runID] = now
+	}
 	for id, at := range c.own {
 		if now.Sub(at) > 48*time.Hour {
 			delete(c.own, id)
 		}
 	}
-}
-
-func (c *Client) isOwn(runID string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.own[runID]
-	return ok
 }
 
 // pauseAuth stops triggering after a 401/403 (or an unreadable token) until a probe
@@ -480,8 +435,9 @@ func (c *Client) pauseAuth(log *slog.Logger, e *APIError) {
 		return
 	}
 	c.obs.OnHold("auth", time.Time{})
-	log.Error("Hex refused the API token; triggering is paused. Rotate the token: write the new one to the token file "+
-		"(or the systemd credential hex-token / HEX_API_TOKEN), then run `systemctl reload hexcron`. "+
+	log.Error("Hex refused the API token; triggering is paused. Rotate the token: a token file is re-read on every request, "+
+		"so writing the new token there is enough; a systemd credential (LoadCredential= hex-token) is copied when the service starts, "+
+		"so write it and run `systemctl restart hexcron` (a reload does not re-read it). "+
 		"Triggering resumes by itself once a read with the token succeeds",
 		KeyStatus, e.Status, KeyErr, e, KeyTraceID, e.TraceID)
 }

@@ -3,6 +3,7 @@ package hexclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -285,7 +286,7 @@ func TestTriggerAuthPauseThenResume(t *testing.T) {
 		if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
 			t.Fatalf("%d ERROR lines, want exactly 1 per auth episode\n%s", n, logs.String())
 		}
-		if !strings.Contains(logs.String(), "systemctl reload") {
+		if !strings.Contains(logs.String(), "systemctl restart hexcron") {
 			t.Fatal("the ERROR does not say what to do")
 		}
 		if len(obs.holds) != 1 || obs.holds[0] != "auth" {
@@ -469,6 +470,53 @@ func TestReadErrors(t *testing.T) {
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || ae.Class != ClassAuth || ae.Reason != "Unauthorized" || ae.TraceID != "trace-401" {
 			t.Fatalf("err %#v", err)
+		}
+	})
+}
+
+// TestConcurrentAmbiguousNeverShareARun: several slots of one project get ambiguous
+// answers at once, some with a run created and some without. Every slot ends with
+// its own run, no run is handed to two slots, and no run is left over.
+func TestConcurrentAmbiguousNeverShareARun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 40
+		var script []step
+		for i := range n {
+			switch i % 3 {
+			case 0:
+				script = append(script, step{status: 500, create: true})
+			case 1:
+				script = append(script, step{status: 502})
+			default:
+				script = append(script, step{drop: true, create: true})
+			}
+		}
+		f := &fakeHex{t: t, script: script}
+		c, _, _ := testClient(t, f, StaticToken("hxtp_ok"), nil)
+		var mu sync.Mutex
+		got := map[string]string{}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				req := trig(fmt.Sprintf("s%d", i))
+				time.Sleep(time.Duration(i%4) * time.Second)
+				r, err := c.Trigger(context.Background(), req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if prev, ok := got[r.RunID]; ok {
+					t.Errorf("run %s handed to %s and %s", r.RunID, prev, req.Slot)
+				}
+				got[r.RunID] = req.Slot
+			})
+		}
+		wg.Wait()
+		_, _, runs := f.snapshot()
+		if len(runs) != n || len(got) != n {
+			t.Fatalf("%d runs created, %d handed out; want %d and %d", len(runs), len(got), n, n)
 		}
 	})
 }
