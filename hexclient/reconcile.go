@@ -30,7 +30,7 @@ type pending struct {
 	project string
 }
 
-func (c *Client) addPending(project string, _ time.Time) *pending {
+func (c *Client) addPending(project string) *pending {
 	p := &pending{project: project}
 	c.mu.Lock()
 	c.pending = append(c.pending, p)

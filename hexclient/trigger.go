@@ -237,7 +237,7 @@ func (t *triggerRun) markAmbiguous(sent time.Time) {
 		t.firstAmb = sent
 	}
 	if t.pend == nil {
-		t.pend = t.c.addPending(t.req.ProjectID, t.firstAmb)
+		t.pend = t.c.addPending(t.req.ProjectID)
 	}
 }
 
