@@ -175,7 +175,7 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 			if created.RunStatusURL == "" {
 				created.RunStatusURL = c.runStatusURL(t.req.ProjectID, created.RunID)
 			}
-			alog.Info("run triggered", KeyRun, created.RunID, KeyTraceID, created.TraceID)
+			alog.Debug("run triggered", KeyRun, created.RunID, KeyTraceID, created.TraceID)
 			return &Triggered{RunID: created.RunID, RunURL: created.RunURL, RunStatusURL: created.RunStatusURL,
 				TraceID: created.TraceID, Attempts: t.attempts, Sent: sent}, nil
 
