@@ -34,6 +34,8 @@ type Config struct {
 	Runs Lifecycle
 	// Faults injects failures into RunProject.
 	Faults Faults
+	// Latency delays every API answer (network and processing time).
+	Latency Latency
 	// BaseURL, when set, is the API base used in runStatusUrl, nextPage and previousPage
 	// (e.g. "http://127.0.0.1:8080/api/v1"); otherwise it is derived from each request.
 	BaseURL string
@@ -156,6 +158,15 @@ type Lifecycle struct {
 	// Conflict409 makes RunProject answer 409 (no run created) while the project has a
 	// run that is not terminal. Hex does not document a 409; users report one.
 	Conflict409 bool
+}
+
+// Latency is how long each API request takes, drawn (seeded) uniformly from [Min, Max]
+// per request and spent on the sim's clock: a random part of it before the sim handles
+// the request (the ledger's time, the limits and a run's creation happen after it) and
+// the rest before the answer is written. The zero value adds no delay.
+type Latency struct {
+	// Min and Max bound each request's delay (Max 0 means Min).
+	Min, Max time.Duration
 }
 
 // Fault is an injected failure of RunProject.
@@ -349,6 +360,9 @@ func (cfg Config) Validate() error {
 		if w < 0 {
 			return fmt.Errorf("validate config: outcome %q has a negative weight", o)
 		}
+	}
+	if cfg.Latency.Min < 0 || cfg.Latency.Max < 0 || (cfg.Latency.Max > 0 && cfg.Latency.Max < cfg.Latency.Min) {
+		return fmt.Errorf("validate config: latency must have 0 <= min <= max")
 	}
 	if cfg.Runs.PendingJitter < 0 || cfg.Runs.RunningJitter < 0 {
 		return fmt.Errorf("validate config: a jitter is negative")

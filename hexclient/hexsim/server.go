@@ -21,6 +21,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	rng      *rand.Rand
+	latRng   *rand.Rand // latency draws only, so that they shift no other draw
 	open     bool              // accept any well-formed token
 	tokens   map[string]string // token -> user
 	revoked  map[string]bool
@@ -82,6 +83,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:      cfg,
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
+		latRng:   rand.New(rand.NewPCG(uint64(cfg.Seed)^0x5bd1e995, uint64(cfg.Seed))),
 		open:     len(cfg.Tokens) == 0 && len(cfg.Users) == 0,
 		tokens:   map[string]string{},
 		revoked:  map[string]bool{},
@@ -167,14 +169,17 @@ type call struct {
 	legacy bool
 }
 
-// recorder remembers the status written, for the ledger.
+// recorder remembers the status written, for the ledger, and holds the answer back
+// for the rest of the request's latency.
 type recorder struct {
 	http.ResponseWriter
 	status int
+	delay  func() // waits the answer's share of the latency; nil: none
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 {
+		w.wait()
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -182,9 +187,44 @@ func (w *recorder) WriteHeader(code int) {
 
 func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
+		w.wait()
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+func (w *recorder) wait() {
+	if w.delay != nil {
+		w.delay()
+		w.delay = nil
+	}
+}
+
+// latency draws one request's delay and splits it into the part before the request is
+// handled and the part before its answer is written.
+func (s *Server) latency() (before, after time.Duration) {
+	lo, hi := s.cfg.Latency.Min, max(s.cfg.Latency.Max, s.cfg.Latency.Min)
+	if hi <= 0 {
+		return 0, 0
+	}
+	s.mu.Lock()
+	d := lo + time.Duration(s.latRng.Int64N(int64(hi-lo)+1))
+	before = time.Duration(s.latRng.Int64N(int64(d) + 1))
+	s.mu.Unlock()
+	return before, d - before
+}
+
+// sleep waits d on the sim's clock, or until the client gives up on r.
+func (s *Server) sleep(r *http.Request, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := s.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+	case <-r.Context().Done():
+	}
 }
 
 // Unwrap lets http.ResponseController reach the connection (for Hijack).
@@ -219,7 +259,12 @@ func (c *call) finish(dropped bool) {
 // api wraps an operation with the trace id, the ledger, authentication and the limits.
 func (s *Server) api(o op, h func(*call)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		before, after := s.latency()
+		s.sleep(r, before)
 		c := s.begin(w, r, o)
+		if after > 0 {
+			c.w.delay = func() { s.sleep(r, after) }
+		}
 		dropped := false
 		defer func() { c.finish(dropped) }()
 		token, hasBearer := bearer(r)

@@ -24,6 +24,12 @@ type fileConfig struct {
 	Limits               fileLimits    `yaml:"limits"`
 	Runs                 fileRuns      `yaml:"runs"`
 	Faults               fileFaults    `yaml:"faults"`
+	Latency              fileLatency   `yaml:"latency"`
+}
+
+type fileLatency struct {
+	Min time.Duration `yaml:"min"`
+	Max time.Duration `yaml:"max"`
 }
 
 type fileUser struct {
@@ -89,6 +95,7 @@ func ParseConfig(data []byte) (Config, error) {
 			Conflict409: fc.Runs.Conflict409},
 		Faults: Faults{Probabilities: fc.Faults.Probabilities, Next: fc.Faults.Next, At: fc.Faults.At,
 			Delay: fc.Faults.Delay, RetryAfter: fc.Faults.RetryAfter},
+		Latency: Latency(fc.Latency),
 	}
 	for _, u := range fc.Users {
 		cfg.Users = append(cfg.Users, User(u))
