@@ -21,7 +21,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	rng      *rand.Rand
-	latRng   *rand.Rand // latency draws only, so that they shift no other draw
+	latRng   *rand.Rand        // latency draws only, so that they shift no other draw
 	open     bool              // accept any well-formed token
 	tokens   map[string]string // token -> user
 	revoked  map[string]bool
