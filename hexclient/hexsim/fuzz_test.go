@@ -23,6 +23,8 @@ func FuzzParseConfig(f *testing.F) {
 		"runs: {outcomes: {COMPLETED: .nan, ERRORED: .inf}}\nfaults: {probabilities: {delay: .nan}}\n",
 		"shared_user: true\nproject_version_string: true\nbase_url: http://127.0.0.1:8080/api/v1\n",
 		"limits: {window: sliding}\n",
+		"latency: {min: 50ms, max: 2s}\n",
+		"latency: {min: 2s, max: 1s}\n",
 		"bogus: 1\n",
 	} {
 		f.Add([]byte(s))
@@ -38,7 +40,10 @@ func FuzzParseConfig(f *testing.F) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("ParseConfig accepted a config Validate rejects: %v", err)
 		}
-		cfg.Faults.Delay = time.Millisecond // keep FaultDelay from holding the fuzzer
+		// The server runs on the real clock here: keep FaultDelay and latency from
+		// holding the fuzzer.
+		cfg.Faults.Delay = time.Millisecond
+		cfg.Latency = Latency{}
 		token := "hxtp_fuzz"
 		switch {
 		case len(cfg.Tokens) > 0:
