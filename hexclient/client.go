@@ -299,7 +299,9 @@ func redactor(token string) func(string) string {
 func (c *Client) read(ctx context.Context, op string, g Group, method, path string, q url.Values) (*response, error) {
 	token, err := c.cfg.Token.Token()
 	if err != nil {
-		return nil, &APIError{Op: op, Class: ClassAuth, Err: err}
+		e := &APIError{Op: op, Class: ClassAuth, Err: err}
+		c.pauseAuth(c.log, e)
+		return nil, e
 	}
 	done, err := c.reads.Acquire(ctx, g)
 	if err != nil {
@@ -312,9 +314,16 @@ func (c *Client) read(ctx context.Context, op string, g Group, method, path stri
 		return nil, err
 	}
 	if resp.status >= 200 && resp.status < 300 {
+		c.resumeAuth(c.log)
 		return resp, nil
 	}
 	e := newHTTPError(op, resp.status, resp.header, resp.body, redactor(token))
+	if e.Class == ClassAuth {
+		// The same pause as a trigger's 401/403: one ERROR saying what to do, no
+		// trigger spent on a refused token, and any read that succeeds with the
+		// token source's current value (re-read on every call) ends it.
+		c.pauseAuth(c.log, e)
+	}
 	if resp.status == http.StatusTooManyRequests || resp.status == http.StatusServiceUnavailable {
 		if d, ok := HeaderWait(resp.header, now); ok {
 			e.RetryAfter = d
@@ -337,6 +346,21 @@ func (c *Client) read(ctx context.Context, op string, g Group, method, path stri
 		}
 	}
 	return nil, e
+}
+
+// resumeAuth ends an auth pause after a read with the current token succeeded; the
+// first caller to end it logs that triggering resumes.
+func (c *Client) resumeAuth(log *slog.Logger) {
+	c.mu.Lock()
+	was := c.authPaused
+	if was {
+		c.authPaused = false
+		c.broadcastLocked()
+	}
+	c.mu.Unlock()
+	if was {
+		log.Info("a read with the current token succeeded; triggering resumes")
+	}
 }
 
 func (c *Client) decodeErr(op string, err error) error {

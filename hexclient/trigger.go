@@ -474,11 +474,7 @@ func (c *Client) probeAuth(ctx context.Context, deadline time.Time, log *slog.Lo
 		}
 		_, err := c.ListProjects(ctx, ProjectsQuery{Limit: 1})
 		if err == nil {
-			c.mu.Lock()
-			c.authPaused = false
-			c.broadcastLocked()
-			c.mu.Unlock()
-			log.Info("a read with the current token succeeded; triggering resumes")
+			c.resumeAuth(log) // already done by the read itself; here for clarity
 			return nil
 		}
 		if ctx.Err() != nil {
