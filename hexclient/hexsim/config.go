@@ -2,6 +2,7 @@ package hexsim
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"hexcron/clock"
@@ -357,8 +358,8 @@ func (cfg Config) Validate() error {
 		default:
 			return fmt.Errorf("validate config: unknown outcome %q", o)
 		}
-		if w < 0 {
-			return fmt.Errorf("validate config: outcome %q has a negative weight", o)
+		if !(w >= 0 && w <= math.MaxFloat64) { // also NaN and +Inf
+			return fmt.Errorf("validate config: outcome %q has weight %v, want a finite number >= 0", o, w)
 		}
 	}
 	if cfg.Latency.Min < 0 || cfg.Latency.Max < 0 || (cfg.Latency.Max > 0 && cfg.Latency.Max < cfg.Latency.Min) {
@@ -372,7 +373,7 @@ func (cfg Config) Validate() error {
 		if !f.Valid() || f == FaultNone {
 			return fmt.Errorf("validate config: unknown fault %q", f)
 		}
-		if p < 0 || p > 1 {
+		if !(p >= 0 && p <= 1) { // also NaN
 			return fmt.Errorf("validate config: fault %q has probability %v outside [0, 1]", f, p)
 		}
 		sum += p

@@ -1,6 +1,7 @@
 package hexsim
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -39,6 +40,16 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("ParseConfig accepted a config Validate rejects: %v", err)
+		}
+		for f, p := range cfg.Faults.Probabilities {
+			if !(p >= 0 && p <= 1) {
+				t.Fatalf("accepted fault %q with probability %v", f, p)
+			}
+		}
+		for o, w := range cfg.Runs.Outcomes {
+			if !(w >= 0 && w <= math.MaxFloat64) {
+				t.Fatalf("accepted outcome %q with weight %v", o, w)
+			}
 		}
 		// The server runs on the real clock here: keep FaultDelay and latency from
 		// holding the fuzzer.
