@@ -3,6 +3,7 @@ package hexclient
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,6 +37,17 @@ func FuzzRetryAfter(f *testing.F) {
 
 // FuzzDecodeRun: decoding any body never panics; what decodes keeps its run id, and
 // an unknown status is never terminal.
+// runIDSpellings counts the keys of raw that encoding/json would decode into runId.
+func runIDSpellings(raw map[string]json.RawMessage) int {
+	n := 0
+	for k := range raw {
+		if strings.EqualFold(k, "runId") {
+			n++
+		}
+	}
+	return n
+}
+
 func FuzzDecodeRun(f *testing.F) {
 	f.Add([]byte(`{"projectId":"p","projectVersion":3,"runId":"r","runUrl":"u","status":"COMPLETED","runTrigger":"API","startTime":"2026-03-01T12:00:00Z","endTime":null,"elapsedTime":12.5,"traceId":"t"}`))
 	f.Add([]byte(`{"runId":"r","projectVersion":"7","status":"WHATEVER"}`))
@@ -53,7 +65,9 @@ func FuzzDecodeRun(f *testing.F) {
 				t.Fatalf("negative elapsed %v", r.Elapsed)
 			}
 			var raw map[string]json.RawMessage
-			if json.Unmarshal(body, &raw) == nil {
+			// encoding/json matches keys case-insensitively: compare only when runId is
+			// the one spelling of the key in the body.
+			if json.Unmarshal(body, &raw) == nil && runIDSpellings(raw) == 1 {
 				var id string
 				if json.Unmarshal(raw["runId"], &id) == nil && id != "" && id != r.RunID {
 					t.Fatalf("run id %q decoded as %q", id, r.RunID)
