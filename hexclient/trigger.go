@@ -183,7 +183,10 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 			t.rateLimited(alog, resp, apiErr, arrived)
 
 		case ClassKernelCap:
-			wait, ok := HeaderWait(resp.header, arrived)
+			// Only Retry-After speaks for the kernel cap: the RateLimit-Reset headers Hex
+			// (and hexsim) put on every limited response describe the rate-limit window,
+			// which says nothing about when a kernel frees, and would end the hold at once.
+			wait, ok := ParseRetryAfter(resp.header.Get("Retry-After"), arrived)
 			c.mu.Lock()
 			n := c.kernelN
 			c.kernelN++
