@@ -51,6 +51,11 @@ func (d *Daemon) catchUp(ctx context.Context, lastAlive, now time.Time) error {
 				older = fs[:len(fs)-1]
 				last.Release, last.Deadline = now, now.Add(s.Window)
 				d.extra[last.Slot] = last
+				// Its row now: if this process dies before firing it, the next start
+				// (whose heartbeat is past this slot) finds it planned and settles it.
+				if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(last, state.KindCatchup), now); err != nil {
+					return err
+				}
 				d.log.Info("catching up missed slot", keySchedule, s.Name, keySlot, last.Slot, keyNominal, d.local(last.Nominal), "down_since", d.local(lastAlive))
 			}
 			for i, f := range older {
@@ -68,6 +73,45 @@ func (d *Daemon) catchUp(ctx context.Context, lastAlive, now time.Time) error {
 				d.log.Info("skipped", keySchedule, s.Name, keySlot, f.Slot, keyReason, reason)
 			}
 		}
+	}
+	return nil
+}
+
+// sweepPlanned runs once at start, after catchUp: a slot row still `planned` whose
+// window has closed was written by a process that stopped (or was killed) before it
+// triggered the slot, for instance while it waited for the budget, and no catch-up
+// covers it when the heartbeat had already moved past its window. Each is recorded
+// skipped with the reason, so that none stays planned forever. Manual slots are left
+// to `hexcron trigger` (and to recovery); this start's own catch-up firings are kept.
+func (d *Daemon) sweepPlanned(ctx context.Context, now time.Time) error {
+	planned, err := d.cfg.Store.SlotsInState(ctx, state.StatePlanned)
+	if err != nil {
+		return err
+	}
+	conf := d.config()
+	for _, p := range planned {
+		if p.Kind == state.KindManual {
+			continue
+		}
+		if _, ok := d.extra[p.Key]; ok {
+			continue
+		}
+		window := maxWindow(conf)
+		if s := scheduleNamed(conf, p.Schedule); s != nil {
+			window = s.Window
+		}
+		end := p.Nominal.Add(window)
+		if p.Planned.After(end) {
+			end = p.Planned // a catch-up firing: planned after its nominal window
+		}
+		if !end.Before(now) {
+			continue // still open: the plan fires it
+		}
+		reason := "missed while down: planned by an earlier process that stopped before triggering it"
+		if err := d.cfg.Store.SkipSlot(ctx, p, reason, now); err != nil {
+			return err
+		}
+		d.log.Info("skipped", keySchedule, p.Schedule, keySlot, p.Key, keyReason, reason)
 	}
 	return nil
 }

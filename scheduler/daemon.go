@@ -154,9 +154,6 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err != nil {
 		return fmt.Errorf("read heartbeat: %w", err)
 	}
-	if err := d.cfg.Store.SetHeartbeat(ctx, now); err != nil {
-		return fmt.Errorf("write heartbeat: %w", err)
-	}
 	// Triggers run on their own context so that SIGTERM can let in-flight attempts
 	// finish (and be recorded) for a grace period.
 	trigCtx, stopTriggers := context.WithCancel(context.WithoutCancel(ctx))
@@ -167,6 +164,14 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	if err := d.catchUp(ctx, lastAlive, now); err != nil {
 		return fmt.Errorf("catch up: %w", err)
+	}
+	if err := d.sweepPlanned(ctx, now); err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	// Only now that every missed slot has a row: a process killed before this point
+	// leaves the old heartbeat, and the next start catches up the same downtime.
+	if err := d.cfg.Store.SetHeartbeat(ctx, now); err != nil {
+		return fmt.Errorf("write heartbeat: %w", err)
 	}
 	d.replan(ctx, now)
 	d.cfg.Notifier.Notify("READY=1")
