@@ -35,9 +35,12 @@ and `+"`internal/bench`"+`.
   hourly cap over 8 hours, but only by sending requests Hex refuses: each 429 row is a
   request that another client sharing the Hex user could not use. "runs created" counts the
   runs hexsim created during the simulated hours. hexbench cannot use testing/synctest (it
-  is for tests), so it runs the experiment on a clock.Scaled virtual clock; timer and
-  scheduling delays then stretch a little virtual time, so its rows can differ from the
-  synctest rows by a run or a 429. The synctest rows are exact and deterministic.
+  is for tests), so it runs the experiment on a clock.Scaled virtual clock; every real
+  millisecond of timer or scheduling delay becomes `+"`-speed`"+` virtual milliseconds, so
+  its rows can differ from the synctest rows by a run or a 429. Keep the speed moderate:
+  at 720x on a busy 2-CPU machine, hexcron's 30 s attempt timeout is 42 real ms, some
+  attempts timed out, were resolved by listing runs, and hexcron fell to 57 per hour
+  (still without a 429). The synctest rows are exact and deterministic.
 - **Planner.** Time grows roughly linearly with firings when they fit. Under Hex's caps
   most firings are unplaced, and each unplaced firing carries its explanation, which
   costs more per firing. The daemon plans a 2-hour horizon by default, a few hundred
