@@ -62,6 +62,7 @@ A config file (YAML, unknown keys are errors; every key optional) narrows that:
   base_url: ""                     # API base in runStatusUrl/nextPage (default: from Host)
   app_url: https://app.hex.tech    # UI base in runUrl
   project_version_string: false
+  latency: {min: 20ms, max: 2s}    # every answer delayed by a seeded draw (default: none)
 
 Faults: 5xx-after-create, 5xx-before-create, delay, drop-after-create, 409, 422, 401,
 429, 503, none. Debug endpoints (no auth; hexsim is a test tool): GET /_sim/requests,

@@ -34,6 +34,23 @@ type InvalidParam struct {
 	InputCellType string `json:"inputCellType,omitempty"`
 }
 
+// UnmarshalJSON accepts an entry as an object ({"paramName": ...}) or as the bare
+// input name: Hex does not document the element type of notFound.
+func (p *InvalidParam) UnmarshalJSON(b []byte) error {
+	var name string
+	if json.Unmarshal(b, &name) == nil {
+		*p = InvalidParam{ParamName: name}
+		return nil
+	}
+	type plain InvalidParam
+	var v plain
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = InvalidParam(v)
+	return nil
+}
+
 // Error describes the failure without ever containing the token.
 func (e *APIError) Error() string {
 	var b strings.Builder
