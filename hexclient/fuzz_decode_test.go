@@ -65,7 +65,7 @@ func FuzzResetInstant(f *testing.F) {
 		// Keep both instants in years 1973..9999, where both formats can express them.
 		const lo, hi = 100_000_000, 253402300799
 		if nowUnix < lo || nowUnix > hi || offset < lo-nowUnix || offset > hi-nowUnix {
-			t.Skip()
+			return
 		}
 		now := time.Unix(nowUnix, 0)
 		at := now.Add(time.Duration(offset) * time.Second)

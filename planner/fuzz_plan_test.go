@@ -28,7 +28,7 @@ func FuzzPlanInvariants(f *testing.F) {
 	f.Fuzz(func(t *testing.T, cron1, cron2 string, win1, win2 uint16, perMin, perHour, reserve, spacing, fan uint8, prio int8, zone uint8, fromUnix int64) {
 		for _, c := range []string{cron1, cron2} {
 			if strings.ContainsAny(c, "\"\\\n\r") || len(c) > 40 {
-				t.Skip()
+				return
 			}
 		}
 		var b strings.Builder
