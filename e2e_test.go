@@ -584,7 +584,7 @@ func TestE2ERestartCatchesUpMostRecentSlot(t *testing.T) {
 	sim := startSimProc(t, fastSim)
 	dir := t.TempDir()
 	cfg := e2eConfig(t, dir, sim, `schedules:
-  - {name: ticker, project: `+e2eProject+`, cron: "*/2 * * * * *", catchup: 1m}
+  - {name: ticker, project: `+e2eProject+`, cron: "*/4 * * * * *", catchup: 1m}
 `)
 	db := filepath.Join(dir, "hexcron.db")
 	d := startDaemon(t, []string{e2eToken}, "--config", cfg, "--db", db)
@@ -593,7 +593,12 @@ func TestE2ERestartCatchesUpMostRecentSlot(t *testing.T) {
 		t.Fatalf("exit code = %d", code)
 	}
 	down := time.Now()
-	time.Sleep(7 * time.Second) // downtime: three or four slots' windows close
+	time.Sleep(9 * time.Second) // downtime: two slots' windows close
+	// Restart 2-3 s after a slot, so that no slot's 1 s window is still open: an open
+	// slot would fire instead of the catch-up (of one series only the newest fires).
+	for time.Now().Unix()%4 != 2 {
+		time.Sleep(50 * time.Millisecond)
+	}
 	d2 := startDaemon(t, []string{e2eToken}, "--config", cfg, "--db", db)
 	waitFor(t, 20*time.Second, "the catch-up", func() bool { return len(d2.logLines("catching up missed slot")) > 0 })
 	up := time.Now()
@@ -708,5 +713,42 @@ func TestE2ESdNotify(t *testing.T) {
 	}
 	if !strings.Contains(status, "next ticker at") || !strings.Contains(status, "budget") {
 		t.Errorf("STATUS line %q does not name the next firing and the budget", status)
+	}
+}
+
+// A first start (or a restart) never bursts one schedule: of the slots whose windows
+// are still open, only the newest fires; the older ones are recorded skipped.
+func TestE2EStartFiresOnlyNewestOpenSlot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	sim := startSimProc(t, fastSim)
+	dir := t.TempDir()
+	cfg := e2eConfig(t, dir, sim, `schedules:
+  - {name: wide, project: `+e2eProject+`, cron: "*/2 * * * * *", window: 9s}
+`)
+	db := filepath.Join(dir, "hexcron.db")
+	start := time.Now()
+	d := startDaemon(t, []string{e2eToken}, "--config", cfg, "--db", db)
+	waitFor(t, 20*time.Second, "a first trigger", func() bool { return len(d.logLines("triggered")) > 0 })
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit code = %d", code)
+	}
+	var before, skipped []string
+	fired := 0
+	for _, s := range slotsOf(t, db) {
+		if !s.Nominal.Before(start.Truncate(time.Second)) {
+			continue
+		}
+		before = append(before, s.Key)
+		switch {
+		case s.RunID != "":
+			fired++
+		case s.State == state.StateSkipped && strings.Contains(s.Reason, "a newer slot of the schedule"):
+			skipped = append(skipped, s.Key)
+		}
+	}
+	if fired != 1 || len(skipped) < 2 {
+		t.Fatalf("slots from before the start: %v; %d fired (want 1), skipped as older: %v (want at least 2)", before, fired, skipped)
 	}
 }

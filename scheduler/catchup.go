@@ -115,3 +115,50 @@ func (d *Daemon) sweepPlanned(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// thinOpenWindows runs once at start, after catchUp. Slots whose nominal instant has
+// passed but whose window is still open are planned normally, but of one series only
+// the most recent may fire: the older ones (a window longer than the interval, or a
+// first start) and a catch-up firing of the same series are recorded skipped, so that a
+// start never bursts several runs of one schedule.
+func (d *Daemon) thinOpenWindows(ctx context.Context, now time.Time) error {
+	conf := d.config()
+	handled, err := handledSlots(ctx, d.cfg.Store, now.Add(-maxWindow(conf)-time.Minute))
+	if err != nil {
+		return err
+	}
+	catchups := map[string]planner.Firing{} // series -> this start's catch-up firing
+	for _, f := range d.extra {
+		catchups[seriesOf(f)] = f
+	}
+	for i := range conf.Schedules {
+		s := &conf.Schedules[i]
+		open := make([][]planner.Firing, len(s.Fanout()))
+		for _, n := range s.Between(now.Add(-s.Window), now) {
+			for c, f := range s.Firings(n) {
+				if !handled[f.Slot] {
+					open[c] = append(open[c], f)
+				}
+			}
+		}
+		for _, fs := range open {
+			if len(fs) == 0 {
+				continue
+			}
+			newest := fs[len(fs)-1]
+			older := fs[:len(fs)-1]
+			if c, ok := catchups[seriesOf(newest)]; ok {
+				older = append([]planner.Firing{c}, older...)
+				delete(d.extra, c.Slot)
+			}
+			for _, f := range older {
+				reason := "missed while down; a newer slot of the schedule (" + newest.Slot + ") fires instead"
+				if err := d.cfg.Store.SkipSlot(ctx, slotOf(f, state.KindScheduled), reason, now); err != nil {
+					return err
+				}
+				d.log.Info("skipped", keySchedule, s.Name, keySlot, f.Slot, keyReason, reason)
+			}
+		}
+	}
+	return nil
+}

@@ -168,6 +168,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err := d.sweepPlanned(ctx, now); err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
+	if err := d.thinOpenWindows(ctx, now); err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
 	// Only now that every missed slot has a row: a process killed before this point
 	// leaves the old heartbeat, and the next start catches up the same downtime.
 	if err := d.cfg.Store.SetHeartbeat(ctx, now); err != nil {
@@ -465,6 +468,10 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 				keyReason, fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight)), "until", d.local(f.Deadline))
 		}
 		d.held[f.Slot] = f
+		// Its row now, so that a crash while it is held leaves a trace to settle.
+		if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(f, state.KindScheduled), now); err != nil {
+			d.log.Error("record held slot", keySlot, f.Slot, keyErr, err)
+		}
 		return
 	}
 	d.trigger(ctx, trigCtx, s, f, now)
