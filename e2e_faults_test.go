@@ -344,19 +344,19 @@ func TestE2EFaultMatrix(t *testing.T) {
 		{name: "drop-after-create", sim: fmSim(fmRuns + "faults: {at: {2: drop-after-create}}\n"), cron: ambCron, window: ambWindow, limit: ambLimit,
 			until: func(f *faultCase) bool { return len(f.logs("adopted after reconcile")) > 0 },
 			check: func(f *faultCase) { ambiguousThenAdopted(f, "drop-after-create") }},
-		{name: "429-retry-after", sim: strings.Replace(fmSim(fmRuns+"faults: {at: {1: 429}, retry_after: 3s}\n"), "window: rolling", "window: rolling\n  style: retry-after", 1),
+		{name: "429-retry-after", sim: strings.Replace(fmSim(fmRuns+"faults: {at: {2: 429}, retry_after: 3s}\n"), "window: rolling", "window: rolling\n  style: retry-after", 1),
 			until: func(f *faultCase) bool {
 				k := f.firstSlot("rate limited; waiting")
 				return k != "" && f.triggeredWithRun(k)
 			},
 			check: func(f *faultCase) { rateLimited(f, 3*time.Second) }},
-		{name: "429-reset-headers", sim: strings.Replace(fmSim(fmRuns+"faults: {at: {1: 429}, retry_after: 3s}\n"), "window: rolling", "window: rolling\n  style: reset", 1),
+		{name: "429-reset-headers", sim: strings.Replace(fmSim(fmRuns+"faults: {at: {2: 429}, retry_after: 3s}\n"), "window: rolling", "window: rolling\n  style: reset", 1),
 			until: func(f *faultCase) bool {
 				k := f.firstSlot("rate limited; waiting")
 				return k != "" && f.triggeredWithRun(k)
 			},
 			check: func(f *faultCase) { rateLimited(f, 3*time.Second) }},
-		{name: "429-no-headers", sim: strings.Replace(fmSim(fmRuns+"faults: {at: {1: 429}, retry_after: 3s}\n"), "window: rolling", "window: rolling\n  style: none", 1),
+		{name: "429-no-headers", sim: strings.Replace(fmSim(fmRuns+"faults: {at: {2: 429}, retry_after: 3s}\n"), "window: rolling", "window: rolling\n  style: none", 1),
 			until: func(f *faultCase) bool {
 				k := f.firstSlot("rate limited; waiting")
 				return k != "" && f.triggeredWithRun(k)
