@@ -250,7 +250,7 @@ func serveSim(clk clock.Clock, seed int64, log *slog.Logger) (base string, stop 
 			Running:       2 * time.Minute,
 			RunningJitter: 6 * time.Minute,
 			Outcomes: map[hexsim.Outcome]float64{
-				hexsim.OutcomeCompleted: 85, hexsim.OutcomeErrored: 6, hexsim.OutcomeStuck: 6, hexsim.OutcomeUnknown: 3,
+				hexsim.OutcomeCompleted: 80, hexsim.OutcomeErrored: 6, hexsim.OutcomeStuck: 10, hexsim.OutcomeUnknown: 4,
 			},
 		},
 		// Now and then a 500 after the run was created: the demo shows the reconcile
