@@ -104,6 +104,11 @@ type Client struct {
 	own         map[string]time.Time // runs created or adopted here, never adopted again
 	pending     []*pending           // unresolved ambiguous attempts (see reconcile.go)
 	inflight    map[string]int       // attempts in flight, per project (see reconcile.go)
+	// While a kernel-cap hold lasts, each KernelFreed lets one waiter through: the
+	// one with the earliest deadline. kernelWaiters holds the deadline of each trigger
+	// waiting out the hold; kernelPasses counts freed kernels not yet taken.
+	kernelWaiters map[*triggerRun]time.Time
+	kernelPasses  int
 }
 
 // New validates cfg, fills its defaults and returns a Client.

@@ -292,12 +292,21 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			continue
 		}
 		if until.After(now) {
-			t.log.Debug("triggers held", "reason", reason, KeyWait, until.Sub(now))
-			if err := c.sleepUntil(ctx, until, t.req.Deadline, changed); err != nil {
-				return "", 0, time.Time{}, nil, t.stopErr(err)
+			if reason == "kernel_cap" && c.takeKernelPass(t) {
+				t.log.Debug("a kernel freed: this trigger goes first (earliest deadline)")
+			} else {
+				t.log.Debug("triggers held", "reason", reason, KeyWait, until.Sub(now))
+				err := c.sleepUntil(ctx, until, t.req.Deadline, changed)
+				if reason == "kernel_cap" && err != nil {
+					c.leaveKernelWait(t)
+				}
+				if err != nil {
+					return "", 0, time.Time{}, nil, t.stopErr(err)
+				}
+				continue
 			}
-			continue
 		}
+		c.leaveKernelWait(t)
 		tok, terr := c.cfg.Token.Token()
 		if terr != nil {
 			c.pauseAuth(t.log, &APIError{Op: "read token", Class: ClassAuth, Err: terr})
@@ -386,15 +395,60 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 func (c *Client) KernelFreed() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.holdReason == "kernel_cap" && !c.holdUntil.IsZero() {
-		c.holdUntil, c.holdReason = time.Time{}, ""
-		c.broadcastLocked()
+	if c.holdReason != "kernel_cap" || c.holdUntil.IsZero() {
+		return
+	}
+	if len(c.kernelWaiters) <= 1 {
+		// Nobody or one trigger waits: the hold simply ends.
+		c.holdUntil, c.holdReason, c.kernelPasses = time.Time{}, "", 0
+	} else {
+		// Several wait for one kernel: let one through, not a herd that would spend
+		// an attempt each and get 503 again.
+		c.kernelPasses++
+	}
+	c.broadcastLocked()
+}
+
+// takeKernelPass registers t as waiting out a kernel-cap hold and reports whether it
+// may go now: a freed kernel is waiting to be taken and t has the earliest deadline of
+// the waiters (ties: whoever asks first).
+func (c *Client) takeKernelPass(t *triggerRun) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kernelWaiters == nil {
+		c.kernelWaiters = map[*triggerRun]time.Time{}
+	}
+	c.kernelWaiters[t] = t.req.Deadline
+	if c.kernelPasses == 0 {
+		return false
+	}
+	for o, d := range c.kernelWaiters {
+		if o != t && d.Before(t.req.Deadline) {
+			return false
+		}
+	}
+	c.kernelPasses--
+	delete(c.kernelWaiters, t)
+	c.broadcastLocked() // the next earliest re-checks whether a pass is left
+	return true
+}
+
+// leaveKernelWait forgets t as a kernel-cap waiter (it goes on, or gave up).
+func (c *Client) leaveKernelWait(t *triggerRun) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.kernelWaiters[t]; ok {
+		delete(c.kernelWaiters, t)
+		c.broadcastLocked() // a pass it could have taken goes to the next
 	}
 }
 
 // setHold holds every trigger of this client until until (a later hold wins).
 func (c *Client) setHold(reason string, until time.Time) {
 	c.mu.Lock()
+	if reason == "kernel_cap" {
+		c.kernelPasses = 0 // Hex says the kernels are full again
+	}
 	if until.After(c.holdUntil) {
 		c.holdUntil, c.holdReason = until, reason
 		c.broadcastLocked()
