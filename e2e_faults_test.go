@@ -679,18 +679,5 @@ func startFaultDaemon(t *testing.T, env []string, args ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(binPath, append([]string{"run", "--log-format", "json", "--log-level", "debug"}, args...)...)
 	cmd.Env = env
-	d := &daemonProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-d.done
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.stderr.String())
-		}
-	})
-	return d
+	return launchDaemon(t, cmd)
 }

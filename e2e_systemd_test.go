@@ -54,20 +54,7 @@ func startDaemonIn(t *testing.T, dir string, env []string, args ...string) *daem
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	d := &daemonProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-d.done
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.stderr.String())
-		}
-	})
-	return d
+	return launchDaemon(t, cmd)
 }
 
 // simTokenHash is how hexsim's request log shows a bearer token.

@@ -163,6 +163,13 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(binPath, append([]string{"run", "--log-format", "json", "--log-level", "debug"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	return launchDaemon(t, cmd)
+}
+
+// launchDaemon starts cmd (a `hexcron run`), capturing its stderr; the test's cleanup
+// kills it and, when the test failed, prints its log.
+func launchDaemon(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
 	d := &daemonProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {

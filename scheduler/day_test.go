@@ -92,6 +92,35 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Durati
 	return &dayEnv{sim: sim, db: db, conf: conf, log: &logs}
 }
 
+// checkOneRunPerSlot reads every slot and hexsim's runs and fails the test for a run
+// recorded by two slots or a hexsim run that no slot recorded (a double trigger). It
+// returns the slots, the slots by key, and hexsim's runs.
+func checkOneRunPerSlot(t *testing.T, db *state.DB, sim *hexsim.Server) ([]state.Slot, map[string]state.Slot, []hexsim.Run) {
+	t.Helper()
+	slots, err := db.History(context.Background(), state.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]state.Slot{}
+	byRun := map[string]string{}
+	for _, s := range slots {
+		byKey[s.Key] = s
+		if s.RunID != "" {
+			if other, dup := byRun[s.RunID]; dup {
+				t.Errorf("run %s recorded for %s and %s", s.RunID, other, s.Key)
+			}
+			byRun[s.RunID] = s.Key
+		}
+	}
+	runs := sim.Runs()
+	for _, r := range runs {
+		if _, ok := byRun[r.ID]; !ok {
+			t.Errorf("hexsim run %s (created %v) belongs to no slot: a double trigger", r.ID, r.Created)
+		}
+	}
+	return slots, byKey, runs
+}
+
 // lockedWriter serialises writes to a strings.Builder shared by goroutines.
 type lockedWriter struct {
 	mu sync.Mutex
@@ -129,7 +158,6 @@ func TestSimulatedDayOfExampleConfig(t *testing.T) {
 			}},
 		}, day)
 		end := start.Add(day)
-		ctx := context.Background()
 
 		faults := 0
 		for _, r := range env.sim.Requests() {
@@ -144,27 +172,7 @@ func TestSimulatedDayOfExampleConfig(t *testing.T) {
 			t.Errorf("only %d faults injected; the test would not exercise recovery", faults)
 		}
 
-		slots, err := env.db.History(ctx, state.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		byKey := map[string]state.Slot{}
-		byRun := map[string]string{}
-		for _, s := range slots {
-			byKey[s.Key] = s
-			if s.RunID != "" {
-				if other, dup := byRun[s.RunID]; dup {
-					t.Errorf("run %s recorded for %s and %s", s.RunID, other, s.Key)
-				}
-				byRun[s.RunID] = s.Key
-			}
-		}
-		runs := env.sim.Runs()
-		for _, r := range runs {
-			if _, ok := byRun[r.ID]; !ok {
-				t.Errorf("hexsim run %s (created %v) belongs to no slot: a double trigger", r.ID, r.Created)
-			}
-		}
+		slots, byKey, runs := checkOneRunPerSlot(t, env.db, env.sim)
 		// Every firing whose window and timeout passed well before the end has a row
 		// in a final state.
 		states := map[state.State]int{}

@@ -268,7 +268,6 @@ func TestSoak(t *testing.T) {
 // checkSoak asserts the invariants and logs the figures of one soak.
 func checkSoak(t *testing.T, env *soakResult, days int) {
 	t.Helper()
-	ctx := context.Background()
 	end := env.start.Add(env.duration)
 
 	faults := map[string]int{}
@@ -290,27 +289,7 @@ func checkSoak(t *testing.T, env *soakResult, days int) {
 		t.Errorf("only %d faults injected (%v); the soak would not exercise recovery", nFaults, faults)
 	}
 
-	slots, err := env.db.History(ctx, state.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	byKey := map[string]state.Slot{}
-	byRun := map[string]string{}
-	for _, s := range slots {
-		byKey[s.Key] = s
-		if s.RunID != "" {
-			if other, dup := byRun[s.RunID]; dup {
-				t.Errorf("run %s recorded for %s and %s", s.RunID, other, s.Key)
-			}
-			byRun[s.RunID] = s.Key
-		}
-	}
-	runs := env.sim.Runs()
-	for _, r := range runs {
-		if _, ok := byRun[r.ID]; !ok {
-			t.Errorf("hexsim run %s (created %v) belongs to no slot: a double trigger", r.ID, r.Created)
-		}
-	}
+	slots, byKey, runs := checkOneRunPerSlot(t, env.db, env.sim)
 
 	states := map[state.State]int{}
 	reasons := map[string]int{}
