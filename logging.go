@@ -27,7 +27,7 @@ func newLogger(w io.Writer, format, level string, getenv func(string) string) (*
 	switch strings.ToLower(format) {
 	case "", "auto":
 		if isTerminal(w) {
-			return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly})), nil
+			return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly})), nil
 		}
 		fallthrough
 	case "text":

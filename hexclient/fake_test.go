@@ -67,13 +67,12 @@ func pipeHTTP(t *testing.T, h http.Handler) *http.Client {
 
 // step is the fake's scripted answer to one RunProject request.
 type step struct {
-	status  int               // response status (0: 201 with a created run)
-	create  bool              // create a run even though the status is not 201
-	header  map[string]string // response headers
-	body    string            // response body (default: Hex-like JSON)
-	hang    bool              // block until the client gives up (after creating if create)
-	drop    bool              // hijack and close the connection without answering
-	noDelay bool
+	status int               // response status (0: 201 with a created run)
+	create bool              // create a run even though the status is not 201
+	header map[string]string // response headers
+	body   string            // response body (default: Hex-like JSON)
+	hang   bool              // block until the client gives up (after creating if create)
+	drop   bool              // hijack and close the connection without answering
 }
 
 type fakeRun struct {

@@ -143,9 +143,6 @@ func (c *cronSpec) matchesSomeDay() bool {
 	return false
 }
 
-// perDay is the number of wall-clock slots on a matching day.
-func (c *cronSpec) perDay() int { return len(c.hours) * len(c.minutes) * len(c.seconds) }
-
 // between returns the nominal instants in [from, to), ascending, in loc.
 func (c *cronSpec) between(loc *time.Location, from, to time.Time) []time.Time {
 	return c.betweenN(loc, from, to, 0)

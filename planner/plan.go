@@ -442,11 +442,11 @@ func (p *placer) miss(j int, x int64, displacedBy string) {
 		}
 		return
 	}
-	p.unplaced = append(p.unplaced, unplacedJob{job: j, Unplaced: p.explain(j, lo, hi, displacedBy)})
+	p.unplaced = append(p.unplaced, unplacedJob{job: j, Unplaced: p.explain(j, displacedBy)})
 }
 
 // explain says why job j found no instant, and who holds its window.
-func (p *placer) explain(j, lo, hi int, displacedBy string) Unplaced {
+func (p *placer) explain(j int, displacedBy string) Unplaced {
 	jb := p.jobs[j]
 	var full []string
 	var reach int64 = 1 // how far around the window competitors are looked for
@@ -466,8 +466,8 @@ func (p *placer) explain(j, lo, hi int, displacedBy string) Unplaced {
 	// Competing: the schedules holding planned instants that share a full rule's
 	// window with this firing's window.
 	planned := p.pts[p.nPast:]
-	lo = p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] > jb.rel*sec-reach })
-	hi = p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] >= dl+reach })
+	lo := p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] > jb.rel*sec-reach })
+	hi := p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] >= dl+reach })
 	p.touched = p.touched[:0]
 	for k := lo; k < hi; k++ {
 		id := p.jobs[p.holder[k]].sched

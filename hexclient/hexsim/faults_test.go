@@ -81,7 +81,6 @@ func TestDelayFault(t *testing.T) {
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/projects/"+proj1+"/runs", nil)
 		req.Header.Set("Authorization", "Bearer "+tokA)
-		start := time.Now()
 		_, err := h.client.Do(req)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("client with a 10 s timeout: %v, want a deadline error", err)
@@ -90,7 +89,7 @@ func TestDelayFault(t *testing.T) {
 			t.Fatal("the delayed request created no run")
 		}
 		// A patient client gets its 201 exactly Delay later.
-		start = time.Now()
+		start := time.Now()
 		r, id := h.trigger(tokA, proj1)
 		if r.status != 201 || id == "" || time.Since(start) != 90*time.Second {
 			t.Fatalf("patient client: %d after %v, want 201 after 90s", r.status, time.Since(start))

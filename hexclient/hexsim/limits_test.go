@@ -15,10 +15,9 @@ func TestCounter(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	type probe struct {
-		at       time.Duration
-		ok       bool
-		wait     time.Duration // when !ok
-		noRecord bool
+		at   time.Duration
+		ok   bool
+		wait time.Duration // when !ok
 	}
 	tests := []struct {
 		model  WindowModel
