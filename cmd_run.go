@@ -35,7 +35,7 @@ else $HEX_API_TOKEN, else the config's hex.token_file; it is re-read when Hex an
 
 --simulate runs the same daemon against a built-in simulated Hex (no token, no network)
 on a virtual clock --speed times faster than real time, with its own database
-(hexcron-sim.db unless --db is given): the demo to start with.
+(hexcron-sim.db, started afresh each time, unless --db is given): the demo to start with.
 
 Flags:
 `
@@ -83,7 +83,7 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() { fmt.Fprint(e.stderr, runUsage); fs.PrintDefaults() }
 	fs.StringVar(&f.config, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
-	fs.StringVar(&f.db, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db; hexcron-sim.db with --simulate)")
+	fs.StringVar(&f.db, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db; with --simulate a fresh ./hexcron-sim.db)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when empty)")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "auto (colour on a terminal, text otherwise), text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -139,7 +139,15 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		defer stopSim()
 		token = hexclient.StaticToken("hxtp_simulated")
 		if dbPath == "" {
+			// A fresh demo database each time: the virtual clock restarts at the next
+			// hour, and an old run's slots (hours ahead in simulated time) would
+			// otherwise count as already handled.
 			dbPath = "hexcron-sim.db"
+			for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("simulate: fresh database: %w", err)
+				}
+			}
 		}
 		log.Info("simulation: built-in Hex, virtual clock", "speed", f.speed, "starts_at", start.In(conf.Location), "hex", baseURL, "db", dbPath)
 		// Show the forecast first, as `hexcron plan` would: the demo then fires it.

@@ -759,3 +759,38 @@ func TestE2EStartFiresOnlyNewestOpenSlot(t *testing.T) {
 		t.Fatalf("skipped as older: %v of %d slots; want at least 2, then a fired one", skipped, len(slots))
 	}
 }
+
+// The README's first command: `hexcron run --simulate` needs no token and no network,
+// and a second demo in the same directory starts afresh (its virtual clock restarts at
+// the next hour, so the first demo's slots must not count as handled).
+func TestE2ESimulateTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	cfg, err := filepath.Abs("schedules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var startsAt, firstSlot [2]any
+	for i := range 2 {
+		cmd := exec.Command(binPath, "run", "--simulate", "--speed", "300", "--config", cfg, "--log-format", "json")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HEX_API_TOKEN=")
+		d := launchDaemon(t, cmd)
+		waitFor(t, 30*time.Second, fmt.Sprintf("demo %d to trigger", i+1), func() bool { return len(d.logLines("triggered")) > 0 })
+		if code := d.stop(t); code != 0 {
+			t.Fatalf("demo %d: exit code %d", i+1, code)
+		}
+		startsAt[i] = d.logLines("simulation: built-in Hex, virtual clock")[0]["starts_at"]
+		firstSlot[i] = d.logLines("triggered")[0]["slot"]
+	}
+	// Both demos start at the same simulated instant (unless a real hour turned in
+	// between): the second fires the same first slot, not one the first left behind.
+	if startsAt[0] == startsAt[1] && firstSlot[0] != firstSlot[1] {
+		t.Errorf("second demo fired %v first, the first demo %v: the old demo's slots counted as handled", firstSlot[1], firstSlot[0])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hexcron-sim.db")); err != nil {
+		t.Fatalf("the demo's database is not ./hexcron-sim.db: %v", err)
+	}
+}
