@@ -38,12 +38,6 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	net := hexsim.NewPipeNet()
-	simCfg.BaseURL = "http://127.0.0.1/api/v1" // the pipe network ignores the address
-	sim := hexsim.New(simCfg)
-	stopSim := net.Serve(sim)
-	defer stopSim()
-
 	ctx := context.Background()
 	db, err := state.Open(ctx, filepath.Join(t.TempDir(), "hexcron.db"), state.Options{})
 	if err != nil {
@@ -52,34 +46,9 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Durati
 	t.Cleanup(func() { db.Close() })
 	var logs strings.Builder
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, configPath, logger, 1)
+	defer stop()
 
-	var rules []hexclient.Rule
-	for _, r := range conf.Budget.Triggers {
-		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
-	transport := net.Transport()
-	hc, err := hexclient.New(hexclient.Config{
-		BaseURL:    simCfg.BaseURL,
-		Token:      hexclient.StaticToken("hxtp_day_test"),
-		HTTPClient: &http.Client{Transport: transport},
-		Clock:      clock.System{},
-		Rand:       rand.New(rand.NewPCG(1, 2)),
-		Logger:     logger,
-		Ledger:     Ledger{DB: db},
-		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dm, err := New(Config{
-		Store:  db,
-		Hex:    hc,
-		Logger: logger,
-		Load:   func() (*planner.Config, error) { return planner.LoadFile(configPath) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- dm.Run(runCtx, nil) }()
@@ -88,8 +57,52 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Durati
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	transport.CloseIdleConnections()
 	return &dayEnv{sim: sim, db: db, conf: conf, log: &logs}
+}
+
+// daemonOnSim builds hexsim from simCfg, served over an in-memory pipe network, and a
+// Daemon wired to it as `hexcron run` wires one: db as its store and trigger ledger,
+// conf's trigger rules, the config re-read from configPath. seed seeds the jitter.
+// Call inside a synctest bubble; stop closes the connections and hexsim.
+func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner.Config, configPath string,
+	logger *slog.Logger, seed uint64) (sim *hexsim.Server, dm *Daemon, stop func()) {
+	t.Helper()
+	net := hexsim.NewPipeNet()
+	simCfg.BaseURL = "http://127.0.0.1/api/v1" // the pipe network ignores the address
+	sim = hexsim.New(simCfg)
+	stopSim := net.Serve(sim)
+	var rules []hexclient.Rule
+	for _, r := range conf.Budget.Triggers {
+		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
+	}
+	transport := net.Transport()
+	var once sync.Once
+	stop = func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }
+	hc, err := hexclient.New(hexclient.Config{
+		BaseURL:    simCfg.BaseURL,
+		Token:      hexclient.StaticToken("hxtp_sim_test"),
+		HTTPClient: &http.Client{Transport: transport},
+		Clock:      clock.System{},
+		Rand:       rand.New(rand.NewPCG(seed, 2)),
+		Logger:     logger,
+		Ledger:     Ledger{DB: db},
+		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
+	})
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	dm, err = New(Config{
+		Store:  db,
+		Hex:    hc,
+		Logger: logger,
+		Load:   func() (*planner.Config, error) { return planner.LoadFile(configPath) },
+	})
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	return sim, dm, stop
 }
 
 // checkOneRunPerSlot reads every slot and hexsim's runs and fails the test for a run

@@ -15,8 +15,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"hexcron/clock"
-	"hexcron/hexclient"
 	"hexcron/hexclient/hexsim"
 	"hexcron/planner"
 	"hexcron/state"
@@ -140,12 +138,6 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	pn := hexsim.NewPipeNet()
-	simCfg.BaseURL = "http://127.0.0.1/api/v1"
-	sim := hexsim.New(simCfg)
-	stopSim := pn.Serve(sim)
-	defer stopSim()
-
 	ctx := context.Background()
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "hexcron.db")
@@ -162,33 +154,8 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *
 	defer logFile.Close()
 	logger := slog.New(slog.NewTextHandler(logFile, nil))
 
-	var rules []hexclient.Rule
-	for _, r := range conf.Budget.Triggers {
-		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
-	transport := pn.Transport()
-	hc, err := hexclient.New(hexclient.Config{
-		BaseURL:    simCfg.BaseURL,
-		Token:      hexclient.StaticToken("hxtp_soak_test"),
-		HTTPClient: &http.Client{Transport: transport},
-		Clock:      clock.System{},
-		Rand:       rand.New(rand.NewPCG(soakSeed, 3)),
-		Logger:     logger,
-		Ledger:     Ledger{DB: db},
-		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dm, err := New(Config{
-		Store:  db,
-		Hex:    hc,
-		Logger: logger,
-		Load:   func() (*planner.Config, error) { return planner.LoadFile(path) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, path, logger, soakSeed)
+	defer stop()
 	res := &soakResult{sim: sim, db: db, conf: conf, logPath: logPath, start: time.Now(), duration: d}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -206,7 +173,7 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	transport.CloseIdleConnections()
+	stop()
 	runtime.GC()
 	runtime.ReadMemStats(&res.heapDown)
 	return res
