@@ -68,18 +68,33 @@ func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner
 	logger *slog.Logger, seed uint64) (sim *hexsim.Server, dm *Daemon, stop func()) {
 	t.Helper()
 	net := hexsim.NewPipeNet()
-	simCfg.BaseURL = "http://127.0.0.1/api/v1" // the pipe network ignores the address
+	simCfg.BaseURL = simBaseURL
 	sim = hexsim.New(simCfg)
 	stopSim := net.Serve(sim)
+	transport := net.Transport()
+	var once sync.Once
+	stop = func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }
+	dm, err := newSimDaemon(transport, db, conf, configPath, logger, seed)
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	return sim, dm, stop
+}
+
+// simBaseURL is hexsim's API base on the pipe network (which ignores the address).
+const simBaseURL = "http://127.0.0.1/api/v1"
+
+// newSimDaemon is a Daemon whose Hex client talks to hexsim through transport, wired
+// as daemonOnSim says.
+func newSimDaemon(transport http.RoundTripper, db *state.DB, conf *planner.Config, configPath string,
+	logger *slog.Logger, seed uint64) (*Daemon, error) {
 	var rules []hexclient.Rule
 	for _, r := range conf.Budget.Triggers {
 		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
 	}
-	transport := net.Transport()
-	var once sync.Once
-	stop = func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }
 	hc, err := hexclient.New(hexclient.Config{
-		BaseURL:    simCfg.BaseURL,
+		BaseURL:    simBaseURL,
 		Token:      hexclient.StaticToken("hxtp_sim_test"),
 		HTTPClient: &http.Client{Transport: transport},
 		Clock:      clock.System{},
@@ -89,20 +104,14 @@ func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner
 		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
 	})
 	if err != nil {
-		stop()
-		t.Fatal(err)
+		return nil, err
 	}
-	dm, err = New(Config{
+	return New(Config{
 		Store:  db,
 		Hex:    hc,
 		Logger: logger,
 		Load:   func() (*planner.Config, error) { return planner.LoadFile(configPath) },
 	})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	return sim, dm, stop
 }
 
 // checkOneRunPerSlot reads every slot and hexsim's runs and fails the test for a run
