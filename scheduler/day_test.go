@@ -233,6 +233,21 @@ func TestSimulatedDayOfExampleConfig(t *testing.T) {
 				t.Logf("skipped %s: %s", s.Key, s.Reason)
 			}
 		}
+		// Every firing queued under overlap: queue ran (or still waits at the end):
+		// none is planned again by a replan and lost.
+		queued, ran := logRecords(env.log.String(), "queued"), 0
+		for _, q := range queued {
+			switch row := byKey[q["slot"]]; {
+			case row.RunID != "":
+				ran++
+			case row.State != state.StatePlanned:
+				t.Errorf("queued slot %s never ran: %s (%q)", row.Key, row.State, row.Reason)
+			}
+		}
+		if n := len(logRecords(env.log.String(), "slot already triggered elsewhere")); n > 0 {
+			t.Errorf("%d firings lost as \"slot already triggered elsewhere\"", n)
+		}
+		t.Logf("%d firings queued (overlap: queue), %d of them ran", len(queued), ran)
 		t.Logf("simulated day: %d firings checked, %d runs, %d faults injected, states %v", checked, len(runs), faults, states)
 		if t.Failed() {
 			_ = os.WriteFile(filepath.Join(os.TempDir(), "hexcron-day.log"), []byte(env.log.String()), 0o600)

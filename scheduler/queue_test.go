@@ -219,6 +219,7 @@ type queueEnv struct {
 	replan time.Duration
 	cancel context.CancelFunc
 	done   chan error
+	up     bool // the daemon runs
 }
 
 // startQueueEnv writes config, starts hexsim with runs shaped by runs and the daemon
@@ -271,8 +272,13 @@ func (e *queueEnv) start() {
 		dm.cfg.Replan = e.replan
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.dm, e.cancel, e.done, e.reload = dm, cancel, make(chan error, 1), make(chan struct{})
+	e.dm, e.cancel, e.done, e.reload, e.up = dm, cancel, make(chan error, 1), make(chan struct{}), true
 	go func() { e.done <- dm.Run(ctx, e.reload) }()
+	e.t.Cleanup(func() { // inside the bubble: a test that failed early still stops it
+		if e.up {
+			e.stop()
+		}
+	})
 }
 
 // rewrite replaces the config file and sends a reload (SIGHUP).
@@ -287,6 +293,7 @@ func (e *queueEnv) rewrite(config string) {
 // stop stops the daemon (as SIGTERM does).
 func (e *queueEnv) stop() {
 	e.t.Helper()
+	e.up = false
 	e.cancel()
 	if err := <-e.done; err != nil {
 		e.t.Errorf("Run: %v", err)
@@ -338,8 +345,10 @@ func TestQueueReloadSettlesWaitingFiring(t *testing.T) {
 				env := startQueueEnv(t, queueConfig("queue", other), hexsim.Lifecycle{Pending: -1, Running: 25 * time.Second}, 0)
 				defer env.dumpLog()
 				time.Sleep(33 * time.Second)
-				if row := env.slot(waiting); row.State != state.StatePlanned || !strings.HasPrefix(row.Reason, queuedReason) {
-					t.Fatalf("before the reload %s is %s (%q); want planned and queued", waiting, row.State, row.Reason)
+				if row := env.slot(waiting); row.State != state.StatePlanned {
+					t.Fatalf("before the reload %s is %s (%q); want planned (queued)", waiting, row.State, row.Reason)
+				} else if !strings.HasPrefix(row.Reason, queuedReason) {
+					t.Errorf("before the reload %s has reason %q; want it marked queued", waiting, row.Reason)
 				}
 				env.rewrite(tc.config)
 				time.Sleep(time.Minute)
@@ -399,8 +408,10 @@ func TestQueuedFiringAcrossRestart(t *testing.T) {
 				defer env.dumpLog()
 				time.Sleep(45 * time.Second)
 				env.stop()
-				if row := env.slot(waiting); row.State != state.StatePlanned || !strings.HasPrefix(row.Reason, queuedReason) {
-					t.Fatalf("after the stop %s is %s (%q); want planned and queued", waiting, row.State, row.Reason)
+				if row := env.slot(waiting); row.State != state.StatePlanned {
+					t.Fatalf("after the stop %s is %s (%q); want planned (queued)", waiting, row.State, row.Reason)
+				} else if !strings.HasPrefix(row.Reason, queuedReason) {
+					t.Errorf("after the stop %s has reason %q; want it marked queued", waiting, row.Reason)
 				}
 				if n := len(logRecords(env.log.String(), "queued firing left planned at stop")); n != 1 {
 					t.Errorf("%d \"queued firing left planned at stop\" lines, want 1", n)
