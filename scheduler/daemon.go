@@ -456,6 +456,13 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 			mine = append(mine, state.Slot{Key: g.Slot, Schedule: g.Schedule, RunID: beingTriggered})
 		}
 	}
+	if _, waits := d.queued[series]; waits && len(mine) == 0 && trigCtx != nil {
+		// A firing waits for a run that is gone without its end reaching the queue (a
+		// trigger settled by recovery, say): it goes first, then f meets it.
+		d.dequeue(ctx, trigCtx, series, "nothing left to wait for")
+		d.dispatch(ctx, trigCtx, f, now)
+		return
+	}
 	if len(mine) > 0 {
 		_, isQueued := d.queued[series]
 		act, reason := decideOverlap(s.Overlap, len(mine), isQueued, mine[0].RunID)

@@ -482,3 +482,41 @@ func TestQueuedBehindFailedTrigger(t *testing.T) {
 		checkOneRunPerSlot(t, env.db, env.sim)
 	})
 }
+
+// TestQueuedFiringGoesFirstWhenItsRunEndedUnseen: when the run a firing waits for is
+// recorded ended by another process (as `hexcron trigger --wait` does for a manual
+// run), no end reaches the queue. The next firing of the schedule then finds nothing
+// going: the waiting firing is triggered first, and the new one queues behind it.
+func TestQueuedFiringGoesFirstWhenItsRunEndedUnseen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := startQueueEnv(t, queueConfig("queue", ""), hexsim.Lifecycle{Pending: -1, Running: 25 * time.Second}, 0)
+		defer env.dumpLog()
+		time.Sleep(33 * time.Second)
+		const running, waiting, next = "slow@2000-01-01T00:00:00Z", "slow@2000-01-01T00:00:30Z", "slow@2000-01-01T00:00:40Z"
+		if row := env.slot(waiting); row.State != state.StatePlanned {
+			t.Fatalf("%s is %s (%q), want queued", waiting, row.State, row.Reason)
+		}
+		// Another process records the run the firing waits for as ended.
+		if err := env.db.Transition(context.Background(), running, state.StateCompleted,
+			state.Update{At: time.Now(), Reason: "hex status COMPLETED", Ended: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second) // past the 0:40 firing
+		env.stop()
+		w, n := env.slot(waiting), env.slot(next)
+		if w.RunID == "" {
+			t.Fatalf("%s is %s (%q); it should have run when the next firing found nothing going", waiting, w.State, w.Reason)
+		}
+		if n.RunID != "" || n.State != state.StatePlanned || !strings.HasPrefix(n.Reason, queuedReason) {
+			t.Errorf("%s is %s (run %q, %q); want it queued behind %s", next, n.State, n.RunID, n.Reason, waiting)
+		}
+		found := false
+		for _, r := range logRecords(env.log.String(), "dequeued: nothing left to wait for") {
+			found = found || r["slot"] == waiting
+		}
+		if !found {
+			t.Errorf("no \"dequeued: nothing left to wait for\" line for %s", waiting)
+		}
+		checkOneRunPerSlot(t, env.db, env.sim)
+	})
+}
