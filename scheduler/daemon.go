@@ -457,8 +457,9 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 		}
 	}
 	if _, waits := d.queued[series]; waits && len(mine) == 0 && trigCtx != nil {
-		// A firing waits for a run that is gone without its end reaching the queue (a
-		// trigger settled by recovery, say): it goes first, then f meets it.
+		// A firing waits for a run that ended without its end reaching the queue (recorded
+		// by `hexcron trigger --wait`, or a trigger settled by recovery): it goes first,
+		// then f meets it.
 		d.dequeue(ctx, trigCtx, series, "nothing left to wait for")
 		d.dispatch(ctx, trigCtx, f, now)
 		return
