@@ -177,12 +177,13 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 
 	var metrics *scheduler.Metrics
 	if f.metricsAddr != "" {
-		metrics = scheduler.NewMetrics()
+		metrics = scheduler.NewMetrics(versionString())
 	}
 	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db}))
 	if err != nil {
 		return err
 	}
+	metrics.SetClientStats(hc.Stats)
 	d, err := scheduler.New(scheduler.Config{
 		Clock:    clk,
 		Logger:   log,
@@ -197,6 +198,11 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		return err
 	}
 	if metrics != nil {
+		// Every series at its value before the first scrape (the daemon repeats this
+		// when its run starts, and at each reload).
+		if err := metrics.FollowConfig(ctx, conf, db, clk.Now()); err != nil {
+			return err
+		}
 		ln, err := net.Listen("tcp", f.metricsAddr)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
