@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -567,4 +570,73 @@ func TestServeStopsOnCancel(t *testing.T) {
 		c.Close()
 		t.Fatal("listener still accepts connections after Serve returned")
 	}
+}
+
+// docRowRE is one row of the metrics table of docs/operations.md:
+// | `name` | type | `label`, `label` | HELP text |
+var docRowRE = regexp.MustCompile("^\\| `(hexcron_[a-z0-9_]+)` \\| ([a-z]+) \\| ([^|]*) \\| (.+) \\|$")
+
+// TestMetricsDocumented: docs/operations.md has one row per metric hexcron exports, with
+// its type, its labels and, as its meaning, exactly its HELP text; and no row for a
+// metric that does not exist.
+func TestMetricsDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ typ, labels, help string }
+	doc := map[string]row{}
+	for _, l := range strings.Split(string(b), "\n") {
+		m := docRowRE.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil {
+			continue
+		}
+		if _, dup := doc[m[1]]; dup {
+			t.Errorf("docs/operations.md: two rows for %s", m[1])
+		}
+		doc[m[1]] = row{m[2], strings.TrimSpace(m[3]), m[4]}
+	}
+
+	m := NewMetrics("dev")
+	m.SetConfig(mustParse(t, twoSchedules), metricsT0)
+	m.SetLastSuccess("hourly-sync", metricsT0)
+	m.SetClientStats(func() hexclient.Stats { return hexclient.Stats{} })
+	fams := gather(t, m)
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "hexcron_") {
+			continue
+		}
+		r, ok := doc[name]
+		if !ok {
+			t.Errorf("docs/operations.md has no row for %s (want: | `%s` | %s | %s | %s |)", name, name,
+				strings.ToLower(f.GetType().String()), docLabels(f), f.GetHelp())
+			continue
+		}
+		if want := strings.ToLower(f.GetType().String()); r.typ != want {
+			t.Errorf("docs/operations.md: %s is a %s, the doc says %s", name, want, r.typ)
+		}
+		if want := docLabels(f); r.labels != want {
+			t.Errorf("docs/operations.md: %s has labels %q, the doc says %q", name, want, r.labels)
+		}
+		if r.help != f.GetHelp() {
+			t.Errorf("docs/operations.md: %s's meaning and its HELP differ:\n doc: %s\nHELP: %s", name, r.help, f.GetHelp())
+		}
+	}
+	for name := range doc {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("docs/operations.md documents %s, which hexcron does not export", name)
+		}
+	}
+}
+
+// docLabels is how the doc's table lists a family's label names: "`a`, `b`" sorted by
+// name (as Prometheus prints them), or "" for none.
+func docLabels(f *dto.MetricFamily) string {
+	var names []string
+	if ms := f.GetMetric(); len(ms) > 0 {
+		for _, lp := range ms[0].GetLabel() {
+			names = append(names, "`"+lp.GetName()+"`")
+		}
+	}
+	return strings.Join(names, ", ")
 }
