@@ -33,6 +33,10 @@ instant, track the runs, and keep every slot in the database.
 The Hex token comes from $CREDENTIALS_DIRECTORY/hex-token (systemd LoadCredential=),
 else $HEX_API_TOKEN, else the config's hex.token_file; it is re-read when Hex answers 401.
 
+Exit codes: 0 after SIGTERM, 78 when the config is invalid or unreadable at start
+(EX_CONFIG: the unit's RestartPreventExitStatus= keeps systemd from restarting it),
+2 bad flags, 1 any other failure (systemd restarts it).
+
 --simulate runs the same daemon against a built-in simulated Hex (no token, no network)
 on a virtual clock --speed times faster than real time, with its own database
 (hexcron-sim.db, started afresh each time, unless --db is given): the demo to start with.
@@ -107,14 +111,35 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 		return exitUsage
 	}
 	if err := daemon(ctx, e, f, log, reload); err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			log.Error("invalid config; not starting (exit 78, which systemd does not restart: fix the file, then start the service)", "err", err)
+			return exitConfig
+		}
 		log.Error("hexcron run failed", "err", err)
 		return exitError
 	}
 	return exitOK
 }
 
+// configError is a config file that cannot be read or is invalid: `run` exits with
+// exitConfig for it.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// loadConfig is planner.LoadFile with its error marked as a configError.
+func loadConfig(path string) (*planner.Config, error) {
+	conf, err := planner.LoadFile(path)
+	if err != nil {
+		return nil, &configError{err}
+	}
+	return conf, nil
+}
+
 func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-chan struct{}) error {
-	conf, err := planner.LoadFile(f.config)
+	conf, err := loadConfig(f.config)
 	if err != nil {
 		return err
 	}
@@ -177,12 +202,13 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 
 	var metrics *scheduler.Metrics
 	if f.metricsAddr != "" {
-		metrics = scheduler.NewMetrics()
+		metrics = scheduler.NewMetrics(versionString())
 	}
 	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db}))
 	if err != nil {
 		return err
 	}
+	metrics.SetClientStats(hc.Stats)
 	d, err := scheduler.New(scheduler.Config{
 		Clock:    clk,
 		Logger:   log,
@@ -190,13 +216,18 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		Hex:      hc,
 		Notifier: scheduler.SystemdNotifier{},
 		Metrics:  metrics,
-		Load:     func() (*planner.Config, error) { return planner.LoadFile(f.config) },
+		Load:     func() (*planner.Config, error) { return loadConfig(f.config) },
 		Horizon:  f.horizon,
 	})
 	if err != nil {
 		return err
 	}
 	if metrics != nil {
+		// Every series at its value before the first scrape (the daemon repeats this
+		// when its run starts, and at each reload).
+		if err := metrics.FollowConfig(ctx, conf, db, clk.Now()); err != nil {
+			return err
+		}
 		ln, err := net.Listen("tcp", f.metricsAddr)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)

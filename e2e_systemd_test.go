@@ -7,6 +7,7 @@ package main
 // e2e_test.go (the binary built by TestMain, startSimProc, waitFor, writeConfig).
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -260,27 +261,47 @@ func TestE2ESystemdWrongTokenPauses(t *testing.T) {
 	}
 }
 
+// scrapeText GETs base/metrics in the Prometheus text format.
+func scrapeText(base string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	return string(b), nil
+}
+
 // scrapeMetrics GETs base/metrics and parses the Prometheus text format.
 func scrapeMetrics(base string) (map[string]*dto.MetricFamily, error) {
-	resp, err := http.Get(base + "/metrics")
+	text, err := scrapeText(base)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(resp.Body)
+	return p.TextToMetricFamilies(strings.NewReader(text))
 }
 
-// metricValue is the value of the sample of family name whose labels include labels
-// (counter, gauge, or a histogram's count), and whether there is one.
+// metricValue is the sum of the samples of family name whose labels include labels
+// (counters, gauges, or histograms' counts), and whether there is any.
 func metricValue(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
 	f := fams[name]
 	if f == nil {
 		return 0, false
 	}
+	var sum float64
+	found := false
 next:
 	for _, m := range f.GetMetric() {
 		have := map[string]string{}
@@ -294,14 +315,38 @@ next:
 		}
 		switch {
 		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
+			sum += m.GetCounter().GetValue()
 		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
+			sum += m.GetGauge().GetValue()
 		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
+			sum += float64(m.GetHistogram().GetSampleCount())
+		default:
+			continue
 		}
+		found = true
 	}
-	return 0, false
+	return sum, found
+}
+
+// promtool returns the path of Prometheus's promtool: $PROMTOOL, else the one in PATH.
+// Outside CI a missing promtool skips the test; with CI set (CI=true) it fails, so the
+// checks cannot silently stop running. .ci/run extracts promtool from Debian's
+// prometheus package and sets $PROMTOOL.
+func promtool(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("PROMTOOL"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("promtool"); err == nil {
+		return p
+	}
+	msg := "promtool not found ($PROMTOOL unset, none in PATH): run .ci/run, or extract it from Debian's prometheus package " +
+		"(apt-get download prometheus; dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool)"
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		t.Fatalf("%s (CI=%s requires the promtool checks to run)", msg, ci)
+	}
+	t.Skip(msg)
+	return ""
 }
 
 // TestE2EMetrics scrapes a running daemon's --metrics-addr (port chosen by the kernel,
@@ -326,6 +371,31 @@ func TestE2EMetrics(t *testing.T) {
 	}
 	base := "http://" + addr
 
+	// The first scrape already has every counter series of every schedule (at zero, or
+	// counting what happened since the start) and the build info.
+	first, err := scrapeMetrics(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range schedules {
+		for _, o := range []string{"created", "adopted", "failed", "window_closed"} {
+			if _, ok := metricValue(first, "hexcron_triggers_total", map[string]string{"schedule": s, "outcome": o}); !ok {
+				t.Errorf("first scrape: no hexcron_triggers_total{schedule=%q,outcome=%q}", s, o)
+			}
+		}
+		for _, st := range []string{"completed", "errored", "killed", "timed_out", "unable_to_allocate", "unknown"} {
+			if _, ok := metricValue(first, "hexcron_runs_total", map[string]string{"schedule": s, "status": st}); !ok {
+				t.Errorf("first scrape: no hexcron_runs_total{schedule=%q,status=%q}", s, st)
+			}
+		}
+		if _, ok := metricValue(first, "hexcron_skips_total", map[string]string{"schedule": s, "reason": "overlap"}); !ok {
+			t.Errorf("first scrape: no hexcron_skips_total{schedule=%q,reason=\"overlap\"}", s)
+		}
+	}
+	if v, ok := metricValue(first, "hexcron_build_info", map[string]string{"version": "dev"}); !ok || v != 1 {
+		t.Errorf("first scrape: hexcron_build_info{version=\"dev\"} = %v (present %v), want 1", v, ok)
+	}
+
 	var fams map[string]*dto.MetricFamily
 	waitFor(t, 30*time.Second, "completed runs of both schedules in the metrics", func() bool {
 		f, err := scrapeMetrics(base)
@@ -341,7 +411,7 @@ func TestE2EMetrics(t *testing.T) {
 		return v >= 2
 	})
 	triggeredBefore := len(d.logLines("triggered"))
-	fams, err := scrapeMetrics(base)
+	fams, err = scrapeMetrics(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,19 +428,19 @@ func TestE2EMetrics(t *testing.T) {
 		t.Errorf(`hexcron_triggers_total{outcome="created"} = %v, want >= %d (triggered lines logged before the scrape)`, created, triggeredBefore)
 	}
 	completed, _ := metricValue(fams, "hexcron_runs_total", map[string]string{"status": "completed"})
-	delays, _ := metricValue(fams, "hexcron_trigger_delay_seconds", nil)
-	t.Logf("scrape: %d triggered lines before it; created %v, completed %v, delay observations %v", triggeredBefore, created, completed, delays)
+	lateness, _ := metricValue(fams, "hexcron_trigger_lateness_seconds", nil)
+	t.Logf("scrape: %d triggered lines before it; created %v, completed %v, lateness observations %v", triggeredBefore, created, completed, lateness)
 	if ok := get("hexcron_trigger_attempts_total", map[string]string{"class": "ok"}); ok < created {
 		t.Errorf(`hexcron_trigger_attempts_total{class="ok"} = %v < created %v`, ok, created)
 	}
 	if v := get("hexcron_runs_total", map[string]string{"status": "completed"}); v < 2 {
 		t.Errorf(`hexcron_runs_total{status="completed"} = %v, want >= 2`, v)
 	}
-	if v := get("hexcron_trigger_delay_seconds", nil); v < float64(triggeredBefore) || v == 0 {
-		t.Errorf("hexcron_trigger_delay_seconds count = %v, want >= %d", v, triggeredBefore)
+	if v := get("hexcron_trigger_lateness_seconds", nil); v < float64(triggeredBefore) || v == 0 {
+		t.Errorf("hexcron_trigger_lateness_seconds count = %v, want >= %d", v, triggeredBefore)
 	}
-	if h := fams["hexcron_trigger_delay_seconds"]; h == nil || h.GetType() != dto.MetricType_HISTOGRAM {
-		t.Errorf("hexcron_trigger_delay_seconds is not a histogram: %v", h.GetType())
+	if h := fams["hexcron_trigger_lateness_seconds"]; h == nil || h.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("hexcron_trigger_lateness_seconds is not a histogram: %v", h.GetType())
 	}
 	// The config's rules (writeConfig): 20 per 10s and 60 per 1m, no reserve.
 	for rule, limit := range map[string]float64{"20/10s": 20, "60/1m": 60} {
@@ -387,8 +457,23 @@ func TestE2EMetrics(t *testing.T) {
 			t.Errorf("hexcron_last_success_timestamp_seconds{schedule=%q} = %v, want within the last minute (now %v)", s, v, now)
 		}
 	}
-	if v := get("hexcron_next_firing_seconds", nil); v < 0 || v > 3 {
-		t.Errorf("hexcron_next_firing_seconds = %v, want within [0, 3] (schedules every 2s and 3s)", v)
+	if v := get("hexcron_next_firing_timestamp_seconds", nil); v < now-1 || v > now+4 {
+		t.Errorf("hexcron_next_firing_timestamp_seconds = %v, want within 3s of now %v (schedules every 2s and 3s)", v, now)
+	}
+	if v := get("hexcron_loop_last_run_timestamp_seconds", nil); v < now-35 || v > now+1 {
+		t.Errorf("hexcron_loop_last_run_timestamp_seconds = %v, want within the last 30s (now %v)", v, now)
+	}
+	if v := get("hexcron_auth_paused", nil); v != 0 {
+		t.Errorf("hexcron_auth_paused = %v with a valid token, want 0", v)
+	}
+	// The config's budget.reads (600 per 1m) is the status group; all calls keep Hex's 60.
+	for group, limit := range map[string]float64{"all": 60, "status": 600} {
+		if v := get("hexcron_read_budget_limit", map[string]string{"group": group}); v != limit {
+			t.Errorf("hexcron_read_budget_limit{group=%q} = %v, want %v", group, v, limit)
+		}
+	}
+	if v := get("hexcron_read_budget_used", map[string]string{"group": "status"}); v < 1 {
+		t.Errorf("hexcron_read_budget_used{group=\"status\"} = %v after runs were polled to their end, want >= 1", v)
 	}
 	// 429s counted by the daemon agree with the ones hexsim sent.
 	var sim429 int
@@ -426,6 +511,18 @@ func TestE2EMetrics(t *testing.T) {
 	}
 	if v := get("hexcron_config_reloads_total", map[string]string{"result": "failure"}); v != 0 {
 		t.Errorf(`hexcron_config_reloads_total{result="failure"} = %v, want 0`, v)
+	}
+
+	// What Prometheus's own linter says of a real scrape (with every kind of series
+	// populated by now): nothing.
+	text, err := scrapeText(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := exec.Command(promtool(t), "check", "metrics")
+	check.Stdin = strings.NewReader(text)
+	if out, err := check.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics on a scrape of the daemon: err=%v\n%s", err, out)
 	}
 
 	resp, err := http.Get(base + "/healthz")

@@ -36,7 +36,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "hexcron")
-	build := exec.Command("go", "build", "-o", binPath, ".")
+	// Built as dist/build-deb builds the packaged binary (position-independent,
+	// -trimpath), so that the tests run what is shipped and share its build cache.
+	build := exec.Command("go", "build", "-buildmode=pie", "-trimpath", "-o", binPath, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build hexcron for the end-to-end tests:", err)

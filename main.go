@@ -17,9 +17,13 @@ var version = ""
 // Exit codes shared by every command.
 const (
 	exitOK       = 0
-	exitError    = 1 // runtime failure or invalid config
+	exitError    = 1 // runtime failure, or invalid config for validate, plan, status, trigger, sim
 	exitUsage    = 2 // bad flags or arguments
 	exitUnplaced = 3 // `plan`: some firing cannot be placed under the caps
+	// exitConfig is `run` refusing to start on an invalid or unreadable config:
+	// sysexits.h's EX_CONFIG, named in the unit's RestartPreventExitStatus= so that
+	// systemd does not restart a daemon that cannot start until someone edits the file.
+	exitConfig = 78
 )
 
 // env is what a command may touch of the outside world; tests swap it.
@@ -89,7 +93,8 @@ Commands:
 	}
 	fmt.Fprint(w, `
 Run "hexcron COMMAND --help" for a command's flags.
-Exit codes: 0 ok, 1 error or invalid config, 2 usage, 3 plan has firings that cannot fit.
+Exit codes: 0 ok, 1 error or invalid config, 2 usage, 3 plan has firings that cannot fit,
+78 run cannot start on an invalid config (EX_CONFIG: systemd does not restart it).
 `)
 }
 

@@ -71,6 +71,7 @@ func (d *Daemon) catchUp(ctx context.Context, lastAlive, now time.Time) error {
 				if err := d.cfg.Store.SkipSlot(ctx, slotOf(f, state.KindScheduled), reason, now); err != nil {
 					return err
 				}
+				d.cfg.Metrics.ObserveSkip(s.Name, skipMissed)
 				d.log.Info("skipped", keySchedule, s.Name, keySlot, f.Slot, keyReason, reason)
 			}
 		}
@@ -115,6 +116,7 @@ func (d *Daemon) sweepPlanned(ctx context.Context, now time.Time) error {
 		if err := d.cfg.Store.SkipSlot(ctx, p, reason, now); err != nil {
 			return err
 		}
+		d.cfg.Metrics.ObserveSkip(p.Schedule, skipMissed)
 		d.log.Info("skipped", keySchedule, p.Schedule, keySlot, p.Key, keyReason, reason)
 	}
 	return nil
@@ -160,6 +162,7 @@ func (d *Daemon) thinOpenWindows(ctx context.Context, now time.Time) error {
 				if err := d.cfg.Store.SkipSlot(ctx, slotOf(f, state.KindScheduled), reason, now); err != nil {
 					return err
 				}
+				d.cfg.Metrics.ObserveSkip(s.Name, skipMissed)
 				d.log.Info("skipped", keySchedule, s.Name, keySlot, f.Slot, keyReason, reason)
 			}
 		}

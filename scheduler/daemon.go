@@ -151,6 +151,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.conf = conf
 	c := d.cfg.Clock
 	now := c.Now()
+	d.metricsConfig(ctx, conf, now)
 
 	lastAlive, _, err := d.cfg.Store.Heartbeat(ctx)
 	if err != nil {
@@ -217,8 +218,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		wake := minTime(d.nextReplan, nextBeat)
 		if len(d.plan) > 0 {
 			wake = minTime(wake, d.plan[0].Planned)
-			d.cfg.Metrics.SetNextFiring(d.plan[0].Planned.Sub(now))
 		}
+		d.observeLoop(now)
 		if watch > 0 {
 			wake = minTime(wake, nextWatch)
 		}
@@ -306,6 +307,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.conf = conf
 	d.mu.Unlock()
 	d.cfg.Metrics.ObserveReload(true)
+	d.metricsConfig(ctx, conf, d.cfg.Clock.Now())
 	d.log.Info("reloaded", "schedules", len(conf.Schedules))
 	d.requeue(ctx, conf, now)
 	d.replan(ctx, now)
@@ -392,14 +394,14 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 func (d *Daemon) expire(ctx context.Context, now time.Time) {
 	for slot, u := range d.unplaced {
 		if now.After(u.Firing.Deadline) {
-			d.skip(ctx, u.Firing, "could not be placed under the caps: "+u.Reason)
+			d.skip(ctx, u.Firing, skipUnplaced, "could not be placed under the caps: "+u.Reason)
 			delete(d.unplaced, slot)
 			delete(d.extra, slot)
 		}
 	}
 	for slot, f := range d.held {
 		if now.After(f.Deadline) {
-			d.skip(ctx, f, fmt.Sprintf("max_running (%d) reached until the window closed", d.config().Budget.MaxRunning))
+			d.skip(ctx, f, skipMaxRunning, fmt.Sprintf("max_running (%d) reached until the window closed", d.config().Budget.MaxRunning))
 			delete(d.held, slot)
 			delete(d.extra, slot)
 		}
@@ -469,7 +471,7 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 		act, reason := decideOverlap(s.Overlap, len(mine), isQueued, mine[0].RunID)
 		switch act {
 		case actSkip:
-			d.skip(ctx, f, reason)
+			d.skip(ctx, f, skipOverlap, reason)
 			return
 		case actQueue:
 			d.queued[series] = f
@@ -521,7 +523,7 @@ func (d *Daemon) replace(ctx context.Context, project string, r state.Slot, by p
 	if err := d.cfg.Store.Transition(ctx, r.Key, state.StateKilled, state.Update{At: now, Reason: reason, Ended: now}); err != nil {
 		d.log.Error("record replaced run", keySlot, r.Key, keyErr, err)
 	}
-	d.cfg.Metrics.ObserveRun(string(state.StateKilled))
+	d.cfg.Metrics.ObserveRun(r.Schedule, string(state.StateKilled))
 	d.log.Info("killed", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyReason, reason)
 	d.cfg.Hex.KernelFreed()
 }
@@ -613,12 +615,12 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 		}); err != nil {
 			d.log.Error("record triggered", keySlot, f.Slot, keyRun, r.RunID, keyErr, err)
 		}
-		msg, outcome := "triggered", "created"
+		msg, outcome := "triggered", outcomeCreated
 		if r.Adopted {
-			msg, outcome = "adopted after reconcile", "adopted"
+			msg, outcome = "adopted after reconcile", outcomeAdopted
 		}
-		d.cfg.Metrics.ObserveTrigger(outcome)
-		d.cfg.Metrics.ObserveDelay(r.Sent.Sub(f.Nominal))
+		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcome)
+		d.cfg.Metrics.ObserveLateness(r.Sent.Sub(f.Nominal))
 		d.log.Info(msg, keySchedule, f.Schedule, keySlot, f.Slot, keyRun, r.RunID, keyURL, r.RunURL,
 			keyTraceID, r.TraceID, keyNominal, d.local(f.Nominal), keyShift, r.Sent.Sub(f.Nominal).Round(time.Second),
 			keyAttempt, r.Attempts)
@@ -655,17 +657,17 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 			go func() { defer d.wg.Done(); d.settle(ctx, p) }()
 			return
 		}
-		d.cfg.Metrics.ObserveTrigger("window_closed")
-		d.skip(ctx, f, "window closed before the trigger went through: "+ev.err.Error())
+		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeWindowClosed)
+		d.skip(ctx, f, skipWindowClosed, "window closed before the trigger went through: "+ev.err.Error())
 	case errors.As(ev.err, &apiErr) && apiErr.Class == hexclient.ClassPermanent:
-		d.cfg.Metrics.ObserveTrigger("failed")
+		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeFailed)
 		reason := apiErr.Error()
 		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateFailed, state.Update{At: now, Reason: reason, TraceID: apiErr.TraceID}); err != nil {
 			d.log.Error("record failed", keySlot, f.Slot, keyErr, err)
 		}
 		d.log.Error("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason, keyTraceID, apiErr.TraceID)
 	default:
-		d.cfg.Metrics.ObserveTrigger("failed")
+		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeFailed)
 		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateFailed, state.Update{At: now, Reason: ev.err.Error()}); err != nil {
 			d.log.Error("record failed", keySlot, f.Slot, keyErr, err)
 		}
@@ -675,12 +677,12 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 }
 
 // skip records a slot as skipped with its reason: a row and a log line.
-func (d *Daemon) skip(ctx context.Context, f planner.Firing, reason string) {
+func (d *Daemon) skip(ctx context.Context, f planner.Firing, kind skipReason, reason string) {
 	delete(d.extra, f.Slot)
 	if err := d.cfg.Store.SkipSlot(ctx, slotOf(f, state.KindScheduled), reason, d.cfg.Clock.Now()); err != nil {
 		d.log.Error("record skipped", keySlot, f.Slot, keyErr, err)
 	}
-	d.cfg.Metrics.ObserveTrigger("skipped")
+	d.cfg.Metrics.ObserveSkip(f.Schedule, kind)
 	d.log.Info("skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
 }
 

@@ -30,6 +30,7 @@ func (d *Daemon) poll(ctx context.Context) {
 			}
 			continue
 		}
+		d.cfg.Metrics.SetRunsInFlight(len(runs))
 		conf := d.config()
 		next := now.Add(time.Minute)
 		var due []state.Slot
@@ -184,7 +185,7 @@ func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason s
 		d.log.Error("record run end", keySlot, r.Key, keyErr, err)
 		return
 	}
-	d.cfg.Metrics.ObserveRun(string(st))
+	d.cfg.Metrics.ObserveRun(r.Schedule, string(st))
 	if st == state.StateCompleted {
 		d.cfg.Metrics.SetLastSuccess(r.Schedule, at)
 	}

@@ -82,6 +82,8 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 			d.log.Error("record adopted run", keySlot, p.Key, keyErr, err)
 			return
 		}
+		d.cfg.Metrics.ObserveTrigger(p.Schedule, outcomeAdopted)
+		d.cfg.Metrics.ObserveLateness(p.LastAttempt.Sub(p.Nominal))
 		d.log.Info("adopted after reconcile", keySchedule, p.Schedule, keySlot, p.Key, keyRun, run.RunID, keyURL, run.RunURL)
 		d.wakePoller()
 		return
@@ -112,5 +114,6 @@ func (d *Daemon) recordSkip(ctx context.Context, p state.Slot, reason string) {
 		d.log.Error("record skipped", keySlot, p.Key, keyErr, err)
 		return
 	}
+	d.cfg.Metrics.ObserveSkip(p.Schedule, skipInterrupted)
 	d.log.Info("skipped", keySchedule, p.Schedule, keySlot, p.Key, keyReason, reason)
 }

@@ -20,6 +20,7 @@ type Store interface {
 	Transition(ctx context.Context, key string, to state.State, u state.Update) error
 	ClaimedRun(ctx context.Context, runID string) (slotKey string, ok bool, err error)
 	BudgetUsed(ctx context.Context, now time.Time, windows []time.Duration) ([]int, error)
+	LastSuccess(ctx context.Context) (map[string]time.Time, error)
 	PruneHistory(ctx context.Context, before time.Time) (int64, error)
 	PruneLedger(ctx context.Context, before time.Time) (int64, error)
 }

@@ -181,6 +181,7 @@ func TestDirectives(t *testing.T) {
 		{"ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"WatchdogSec", "60s"},
 		{"Restart", "on-failure"},
+		{"RestartPreventExitStatus", "78"},
 		{"DynamicUser", "yes"},
 		{"StateDirectory", "hexcron"},
 		{"ConfigurationDirectory", "hexcron"},
