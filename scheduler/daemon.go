@@ -591,7 +591,7 @@ func (d *Daemon) dequeue(ctx, trigCtx context.Context, series, why string) {
 	s := d.config().Schedule(f.Schedule)
 	if s == nil {
 		// requeue settles this at the reload; this is only the safety net
-		d.skip(ctx, f, "queued when a reload removed its schedule from the config")
+		d.skip(ctx, f, skipRemoved, "queued when a reload removed its schedule from the config")
 		return
 	}
 	f.Release, f.Deadline = now, now.Add(s.Window)

@@ -52,9 +52,10 @@ const (
 	skipWindowClosed skipReason = "window_closed" // triggering (holds, retries) outlasted the window
 	skipMissed       skipReason = "missed"        // its window closed while hexcron was down
 	skipInterrupted  skipReason = "interrupted"   // a trigger interrupted by a stop or crash that Hex never saw, window closed
+	skipRemoved      skipReason = "removed"       // a queued firing whose schedule or matrix value a reload removed
 )
 
-var skipReasons = []skipReason{skipOverlap, skipMaxRunning, skipUnplaced, skipWindowClosed, skipMissed, skipInterrupted}
+var skipReasons = []skipReason{skipOverlap, skipMaxRunning, skipUnplaced, skipWindowClosed, skipMissed, skipInterrupted, skipRemoved}
 
 // runStatuses are the final states of a run (hexcron_runs_total{status}).
 var runStatuses = []state.State{state.StateCompleted, state.StateErrored, state.StateKilled,
@@ -125,7 +126,7 @@ func NewMetrics(version string) *Metrics {
 		}, []string{"schedule", "outcome"}),
 		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_skips_total",
-			Help: "Slots recorded skipped, by schedule and reason: overlap, max_running, unplaced, window_closed, missed, interrupted.",
+			Help: "Slots recorded skipped, by schedule and reason: overlap, max_running, unplaced, window_closed, missed, interrupted, removed.",
 		}, []string{"schedule", "reason"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_trigger_attempts_total",

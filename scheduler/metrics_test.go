@@ -196,7 +196,7 @@ func TestMetricsFirstScrape(t *testing.T) {
 	scheds := []string{"daily-report", "hourly-sync"}
 	want := map[string][]string{
 		"hexcron_triggers_total":         cross("schedule", scheds, "outcome", []string{"created", "adopted", "failed", "window_closed"}),
-		"hexcron_skips_total":            cross("schedule", scheds, "reason", []string{"overlap", "max_running", "unplaced", "window_closed", "missed", "interrupted"}),
+		"hexcron_skips_total":            cross("schedule", scheds, "reason", []string{"overlap", "max_running", "unplaced", "window_closed", "missed", "interrupted", "removed"}),
 		"hexcron_runs_total":             cross("schedule", scheds, "status", []string{"completed", "errored", "killed", "timed_out", "unable_to_allocate", "unknown"}),
 		"hexcron_trigger_attempts_total": labelled("class", "ok", "rate_limited", "kernel_cap", "ambiguous", "auth", "permanent", "unreachable", "canceled"),
 		"hexcron_trigger_holds_total":    labelled("reason", "kernel_cap", "rate_limited", "auth"),

@@ -29,10 +29,10 @@ func (d *Daemon) requeue(ctx context.Context, conf *planner.Config, now time.Tim
 		switch {
 		case s == nil:
 			delete(d.queued, seriesOf(f))
-			d.skip(ctx, f, "queued when a reload removed its schedule from the config")
+			d.skip(ctx, f, skipRemoved, "queued when a reload removed its schedule from the config")
 		case !hasCombination(s, f.Matrix):
 			delete(d.queued, seriesOf(f))
-			d.skip(ctx, f, "queued when a reload removed its matrix values from the schedule")
+			d.skip(ctx, f, skipRemoved, "queued when a reload removed its matrix values from the schedule")
 		case s.Overlap != OverlapQueue:
 			delete(d.queued, seriesOf(f))
 			f.Priority, f.Release, f.Deadline = s.Priority, now, now.Add(s.Window)
@@ -77,20 +77,21 @@ func (d *Daemon) restoreQueued(ctx context.Context, lastAlive, now time.Time) er
 			f.Priority, f.Deadline = s.Priority, now.Add(s.Window)
 		}
 		var reason string
+		kind := skipMissed
 		switch {
 		case s == nil:
-			reason = "queued when hexcron stopped; its schedule is no longer in the config"
+			reason, kind = "queued when hexcron stopped; its schedule is no longer in the config", skipRemoved
 		case s.Overlap != OverlapQueue:
-			reason = "queued when hexcron stopped; the schedule's overlap is now " + s.Overlap
+			reason, kind = "queued when hexcron stopped; the schedule's overlap is now "+s.Overlap, skipOverlap
 		case !hasCombination(s, p.Matrix):
-			reason = "queued when hexcron stopped; its matrix values are no longer in the schedule"
+			reason, kind = "queued when hexcron stopped; its matrix values are no longer in the schedule", skipRemoved
 		case s.Catchup <= 0:
 			reason = "queued when hexcron stopped; catchup is off"
 		case down > s.Catchup:
 			reason = fmt.Sprintf("queued when hexcron stopped; down for %s, longer than catchup %s", down.Round(time.Second), s.Catchup)
 		}
 		if reason != "" {
-			d.skip(ctx, f, reason)
+			d.skip(ctx, f, kind, reason)
 			continue
 		}
 		d.extra[p.Key] = f
