@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -32,7 +33,7 @@ type dayEnv struct {
 
 // runDay runs the daemon on config for d of virtual time against a hexsim built by
 // simCfg, and returns what is needed to check the outcome. Call inside a bubble.
-func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Duration) *dayEnv {
+func runDay(t *testing.T, configPath string, simCfg hexsim.Config, clientSeed int64, d time.Duration) *dayEnv {
 	t.Helper()
 	conf, err := planner.LoadFile(configPath)
 	if err != nil {
@@ -46,7 +47,7 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Durati
 	t.Cleanup(func() { db.Close() })
 	var logs strings.Builder
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, configPath, logger, 1)
+	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, configPath, logger, uint64(clientSeed))
 	defer stop()
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -151,11 +152,16 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // slow answers, stuck runs and unknown statuses) and checks the three promises: no
 // 429, no slot with two runs (no run without its slot), every slot with a final state.
 func TestSimulatedDayOfExampleConfig(t *testing.T) {
+	forEachSeed(t, simSeeds{sim: 7, client: 1}, simulatedDay)
+}
+
+// simulatedDay is one run of TestSimulatedDayOfExampleConfig with seeds.
+func simulatedDay(t *testing.T, seeds simSeeds) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		const day = 24 * time.Hour
 		env := runDay(t, filepath.Join("..", "schedules.example.yaml"), hexsim.Config{
-			Seed:   7,
+			Seed:   seeds.sim,
 			Limits: hexsim.Limits{Window: hexsim.WindowRolling},
 			Runs: hexsim.Lifecycle{
 				Pending: 5 * time.Second, PendingJitter: 30 * time.Second,
@@ -169,7 +175,7 @@ func TestSimulatedDayOfExampleConfig(t *testing.T) {
 				hexsim.Fault5xxAfterCreate: 0.03, hexsim.Fault5xxBeforeCreate: 0.03,
 				hexsim.FaultDrop: 0.02, hexsim.FaultDelay: 0.02,
 			}},
-		}, day)
+		}, seeds.client, day)
 		end := start.Add(day)
 
 		faults := 0
@@ -226,8 +232,9 @@ func TestSimulatedDayOfExampleConfig(t *testing.T) {
 		}
 		t.Logf("simulated day: %d firings checked, %d runs, %d faults injected, states %v", checked, len(runs), faults, states)
 		if t.Failed() {
-			_ = os.WriteFile(filepath.Join(os.TempDir(), "hexcron-day.log"), []byte(env.log.String()), 0o600)
-			t.Logf("daemon log written to %s", filepath.Join(os.TempDir(), "hexcron-day.log"))
+			out := filepath.Join(os.TempDir(), fmt.Sprintf("hexcron-day-%d.log", seeds.sim))
+			_ = os.WriteFile(out, []byte(env.log.String()), 0o600)
+			t.Logf("daemon log written to %s", out)
 		}
 	})
 }

@@ -26,7 +26,8 @@ const (
 	soakMaxHeap = 200 << 20 // bytes of heap in use after a GC
 )
 
-// soakSeed fixes the generated config and hexsim's draws.
+// soakSeed fixes the generated config, and by default hexsim's draws and the client's
+// jitter (HEXCRON_SOAK_SEED changes those two; see forEachSeed).
 const soakSeed = 2026
 
 // soakConfig returns a 300-schedule config: two every-15-minute syncs, twelve hourly
@@ -132,7 +133,7 @@ type soakResult struct {
 // runSoak runs the daemon on the config at path for d of virtual time against hexsim,
 // with logs at Info in a file, and measures the database and the heap while the daemon
 // is still running. Call inside a bubble.
-func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *soakResult {
+func runSoak(t *testing.T, path string, simCfg hexsim.Config, clientSeed int64, d time.Duration) *soakResult {
 	t.Helper()
 	conf, err := planner.LoadFile(path)
 	if err != nil {
@@ -154,7 +155,7 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *
 	defer logFile.Close()
 	logger := slog.New(slog.NewTextHandler(logFile, nil))
 
-	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, path, logger, soakSeed)
+	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, path, logger, uint64(clientSeed))
 	defer stop()
 	res := &soakResult{sim: sim, db: db, conf: conf, logPath: logPath, start: time.Now(), duration: d}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -201,6 +202,13 @@ func TestSoak(t *testing.T) {
 	if len(conf.Schedules) != 300 {
 		t.Fatalf("%d schedules, want 300", len(conf.Schedules))
 	}
+	forEachSeed(t, simSeeds{sim: soakSeed, client: soakSeed}, func(t *testing.T, seeds simSeeds) {
+		soakOnce(t, path, conf, days, seeds)
+	})
+}
+
+// soakOnce is one soak of days simulated days with seeds.
+func soakOnce(t *testing.T, path string, conf *planner.Config, days int, seeds simSeeds) {
 	wallStart := time.Now()
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -212,7 +220,7 @@ func TestSoak(t *testing.T) {
 			t.Errorf("plan leaves %d of %d firings unplaced (more than 0.5%%): the config does not nearly fit", len(plan.Unplaced), total)
 		}
 		env := runSoak(t, path, hexsim.Config{
-			Seed:   soakSeed,
+			Seed:   seeds.sim,
 			Limits: hexsim.Limits{Window: hexsim.WindowRolling},
 			Runs: hexsim.Lifecycle{
 				Pending: 5 * time.Second, PendingJitter: 30 * time.Second,
@@ -226,14 +234,14 @@ func TestSoak(t *testing.T) {
 				hexsim.Fault5xxAfterCreate: 0.015, hexsim.Fault5xxBeforeCreate: 0.015,
 				hexsim.FaultDrop: 0.01, hexsim.FaultDelay: 0.01,
 			}},
-		}, span)
-		checkSoak(t, env, days)
+		}, seeds.client, span)
+		checkSoak(t, env, days, seeds)
 	})
 	t.Logf("wall clock: %v for %d simulated day(s)", time.Since(wallStart).Round(time.Millisecond), days)
 }
 
 // checkSoak asserts the invariants and logs the figures of one soak.
-func checkSoak(t *testing.T, env *soakResult, days int) {
+func checkSoak(t *testing.T, env *soakResult, days int, seeds simSeeds) {
 	t.Helper()
 	end := env.start.Add(env.duration)
 
@@ -317,7 +325,7 @@ func checkSoak(t *testing.T, env *soakResult, days int) {
 		"after it stopped (hexsim's runs and request ledger still held) %.1f MiB in use, %.1f MiB alloc",
 		float64(env.dbBytes)/(1<<20), mib(env.heap.HeapInuse), mib(env.heap.HeapAlloc), mib(env.heapDown.HeapInuse), mib(env.heapDown.HeapAlloc))
 	if t.Failed() {
-		out := filepath.Join(os.TempDir(), "hexcron-soak.log")
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("hexcron-soak-%d.log", seeds.sim))
 		if data, err := os.ReadFile(env.logPath); err == nil && os.WriteFile(out, data, 0o600) == nil {
 			t.Logf("daemon log written to %s", out)
 		}
