@@ -25,14 +25,17 @@ import (
 // is served over an in-memory network (real HTTP, no sockets), so virtual time
 // advances whenever everything waits.
 type dayEnv struct {
-	sim  *hexsim.Server
-	db   *state.DB
-	conf *planner.Config
-	log  *strings.Builder
+	sim    *hexsim.Server
+	db     *state.DB
+	conf   *planner.Config
+	log    *strings.Builder
+	atStop runAudit // the slots and runs as the stop left them, before the restart
 }
 
 // runDay runs the daemon on config for d of virtual time against a hexsim built by
-// simCfg, and returns what is needed to check the outcome. Call inside a bubble.
+// simCfg, stops it, and settles what the stop left with one restart (see
+// restartAndSettle); it returns what is needed to check the outcome. Call inside a
+// bubble.
 func runDay(t *testing.T, configPath string, simCfg hexsim.Config, clientSeed int64, d time.Duration) *dayEnv {
 	t.Helper()
 	conf, err := planner.LoadFile(configPath)
@@ -47,42 +50,52 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, clientSeed in
 	t.Cleanup(func() { db.Close() })
 	var logs strings.Builder
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, configPath, logger, uint64(clientSeed))
-	defer stop()
-
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- dm.Run(runCtx, nil) }()
-	time.Sleep(d)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	return &dayEnv{sim: sim, db: db, conf: conf, log: &logs}
+	p := simOnPipe(t, simCfg)
+	defer p.stop()
+	runDaemonFor(t, p.daemon(t, db, conf, configPath, logger, uint64(clientSeed)), d, nil)
+	atStop := p.restartAndSettle(t, db, conf, configPath, logger, uint64(clientSeed))
+	return &dayEnv{sim: p.sim, db: db, conf: conf, log: &logs, atStop: atStop}
 }
 
-// daemonOnSim builds hexsim from simCfg, served over an in-memory pipe network, and a
-// Daemon wired to it as `hexcron run` wires one: db as its store and trigger ledger,
-// conf's trigger rules, the config re-read from configPath. seed seeds the jitter.
-// Call inside a synctest bubble; stop closes the connections and hexsim.
-func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner.Config, configPath string,
-	logger *slog.Logger, seed uint64) (sim *hexsim.Server, dm *Daemon, stop func()) {
+// pipeBaseURL is hexsim's API base on the pipe network (which ignores the address).
+const pipeBaseURL = "http://127.0.0.1/api/v1"
+
+// pipeSim is hexsim served over an in-memory pipe network, for the daemons of one
+// synctest bubble.
+type pipeSim struct {
+	sim       *hexsim.Server
+	transport *http.Transport
+	stop      func() // closes the connections and hexsim
+}
+
+// simOnPipe builds hexsim from simCfg and serves it over an in-memory pipe network.
+// Call inside a synctest bubble, and call stop before the bubble ends.
+func simOnPipe(t *testing.T, simCfg hexsim.Config) *pipeSim {
 	t.Helper()
 	net := hexsim.NewPipeNet()
-	simCfg.BaseURL = "http://127.0.0.1/api/v1" // the pipe network ignores the address
-	sim = hexsim.New(simCfg)
+	simCfg.BaseURL = pipeBaseURL
+	sim := hexsim.New(simCfg)
 	stopSim := net.Serve(sim)
+	transport := net.Transport()
+	var once sync.Once
+	return &pipeSim{sim: sim, transport: transport,
+		stop: func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }}
+}
+
+// daemon wires a fresh Hex client and Daemon to the sim as `hexcron run` wires them:
+// db as the store and trigger ledger, conf's trigger rules, the config re-read from
+// configPath. seed seeds the client's jitter; tweak, when given, changes the daemon's
+// config before New.
+func (p *pipeSim) daemon(t *testing.T, db *state.DB, conf *planner.Config, configPath string, logger *slog.Logger, seed uint64, tweak ...func(*Config)) *Daemon {
+	t.Helper()
 	var rules []hexclient.Rule
 	for _, r := range conf.Budget.Triggers {
 		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
 	}
-	transport := net.Transport()
-	var once sync.Once
-	stop = func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }
 	hc, err := hexclient.New(hexclient.Config{
-		BaseURL:    simCfg.BaseURL,
+		BaseURL:    pipeBaseURL,
 		Token:      hexclient.StaticToken("hxtp_sim_test"),
-		HTTPClient: &http.Client{Transport: transport},
+		HTTPClient: &http.Client{Transport: p.transport},
 		Clock:      clock.System{},
 		Rand:       rand.New(rand.NewPCG(seed, 2)),
 		Logger:     logger,
@@ -90,25 +103,90 @@ func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner
 		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
 	})
 	if err != nil {
-		stop()
 		t.Fatal(err)
 	}
-	dm, err = New(Config{
+	cfg := Config{
 		Store:  db,
 		Hex:    hc,
 		Logger: logger,
 		Load:   func() (*planner.Config, error) { return planner.LoadFile(configPath) },
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	dm, err := New(cfg)
 	if err != nil {
-		stop()
 		t.Fatal(err)
 	}
-	return sim, dm, stop
+	return dm
 }
 
-// checkOneRunPerSlot reads every slot and hexsim's runs and fails the test for a run
-// recorded by two slots or a hexsim run that no slot recorded (a double trigger). It
-// returns the slots, the slots by key, and hexsim's runs.
+// runDaemonFor runs dm for d of virtual time, calls atEnd (when not nil) with the
+// daemon still running, then stops it as SIGTERM does (its context cancelled) and
+// waits until Run returned.
+func runDaemonFor(t *testing.T, dm *Daemon, d time.Duration, atEnd func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- dm.Run(ctx, nil) }()
+	time.Sleep(d)
+	if atEnd != nil {
+		atEnd()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// settleTime is how long the restart of restartAndSettle runs: recovery asks Hex about
+// a slot left triggering 45s (the reconcile delay) after its last attempt and retries
+// a failed listing after 30s, 60s, 90s and 120s, 6 minutes in all; 10 minutes cover
+// that with room to spare.
+const settleTime = 10 * time.Minute
+
+// restartAndSettle ends a virtual-time run whose daemon has just stopped. A stop may
+// interrupt a trigger before it knows its run (an ambiguous answer whose reconcile the
+// grace period cut short): the slot stays triggering, its run unrecorded, and "the
+// next start reconciles it". So it audits the slots and hexsim's runs as the stop left
+// them, where only such slots may explain an unrecorded run (auditRuns with settled
+// false; a problem fails the test), then turns hexsim's faults off and runs a fresh
+// daemon on the same database against the same hexsim for settleTime before stopping
+// it: its recovery reconciles every slot left triggering, and with no fault left
+// nothing it triggers can be ambiguous, so its own stop interrupts nothing. The caller
+// then requires the settled invariant (checkOneRunPerSlot). It returns the audit at
+// the stop.
+func (p *pipeSim) restartAndSettle(t *testing.T, db *state.DB, conf *planner.Config, configPath string, logger *slog.Logger, seed uint64) runAudit {
+	t.Helper()
+	slots, err := db.History(context.Background(), state.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	atStop := auditRuns(slots, p.sim.Runs(), projectsOf(conf), false)
+	for _, e := range atStop.problems {
+		t.Errorf("at the stop: %s", e)
+	}
+	p.sim.ClearFaults()
+	logger = logger.With("incarnation", "restart")
+	runDaemonFor(t, p.daemon(t, db, conf, configPath, logger, seed), settleTime, nil)
+	return atStop
+}
+
+// projectsOf returns the project of each schedule of conf, by name.
+func projectsOf(conf *planner.Config) func(schedule string) string {
+	m := map[string]string{}
+	for _, s := range conf.Schedules {
+		m[s.Name] = s.Project
+	}
+	return func(schedule string) string { return m[schedule] }
+}
+
+// checkOneRunPerSlot reads every slot and hexsim's runs once everything is settled (a
+// restart's recovery reconciled what the last stop left) and fails the test for a run
+// recorded by two slots, a recorded run hexsim does not have, a hexsim run that no slot
+// recorded (a double trigger) or a slot still triggering (auditRuns with settled
+// true). It returns the slots, the slots by key, and hexsim's runs.
 func checkOneRunPerSlot(t *testing.T, db *state.DB, sim *hexsim.Server) ([]state.Slot, map[string]state.Slot, []hexsim.Run) {
 	t.Helper()
 	slots, err := db.History(context.Background(), state.Filter{})
@@ -116,21 +194,12 @@ func checkOneRunPerSlot(t *testing.T, db *state.DB, sim *hexsim.Server) ([]state
 		t.Fatal(err)
 	}
 	byKey := map[string]state.Slot{}
-	byRun := map[string]string{}
 	for _, s := range slots {
 		byKey[s.Key] = s
-		if s.RunID != "" {
-			if other, dup := byRun[s.RunID]; dup {
-				t.Errorf("run %s recorded for %s and %s", s.RunID, other, s.Key)
-			}
-			byRun[s.RunID] = s.Key
-		}
 	}
 	runs := sim.Runs()
-	for _, r := range runs {
-		if _, ok := byRun[r.ID]; !ok {
-			t.Errorf("hexsim run %s (created %v) belongs to no slot: a double trigger", r.ID, r.Created)
-		}
+	for _, e := range auditRuns(slots, runs, nil, true).problems {
+		t.Error(e)
 	}
 	return slots, byKey, runs
 }
@@ -149,8 +218,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // TestSimulatedDayOfExampleConfig runs schedules.example.yaml for a simulated day
 // against hexsim with faults on (5xx after and before create, dropped connections,
-// slow answers, stuck runs and unknown statuses) and checks the three promises: no
-// 429, no slot with two runs (no run without its slot), every slot with a final state.
+// slow answers, stuck runs and unknown statuses), stops the daemon and restarts it once
+// on the same database so that recovery reconciles what the stop interrupted
+// (restartAndSettle), and checks the three promises: no 429, no slot with two runs (no
+// run without its slot, no slot left triggering), every slot with a final state.
 func TestSimulatedDayOfExampleConfig(t *testing.T) {
 	forEachSeed(t, simSeeds{sim: 7, client: 1}, simulatedDay)
 }
@@ -231,6 +302,8 @@ func simulatedDay(t *testing.T, seeds simSeeds) {
 			}
 		}
 		t.Logf("simulated day: %d firings checked, %d runs, %d faults injected, states %v", checked, len(runs), faults, states)
+		t.Logf("at the stop: %d slot(s) left triggering, %d hexsim run(s) awaiting their reconcile; the restart settled them",
+			env.atStop.triggering, env.atStop.awaiting)
 		if t.Failed() {
 			out := filepath.Join(os.TempDir(), fmt.Sprintf("hexcron-day-%d.log", seeds.sim))
 			_ = os.WriteFile(out, []byte(env.log.String()), 0o600)

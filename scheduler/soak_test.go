@@ -128,11 +128,13 @@ type soakResult struct {
 	logPath  string
 	start    time.Time
 	duration time.Duration
+	atStop   runAudit // the slots and runs as the stop left them, before the restart
 }
 
 // runSoak runs the daemon on the config at path for d of virtual time against hexsim,
 // with logs at Info in a file, and measures the database and the heap while the daemon
-// is still running. Call inside a bubble.
+// is still running; then it stops the daemon and settles what the stop left with one
+// restart (restartAndSettle). Call inside a bubble.
 func runSoak(t *testing.T, path string, simCfg hexsim.Config, clientSeed int64, d time.Duration) *soakResult {
 	t.Helper()
 	conf, err := planner.LoadFile(path)
@@ -155,26 +157,21 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, clientSeed int64, 
 	defer logFile.Close()
 	logger := slog.New(slog.NewTextHandler(logFile, nil))
 
-	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, path, logger, uint64(clientSeed))
-	defer stop()
-	res := &soakResult{sim: sim, db: db, conf: conf, logPath: logPath, start: time.Now(), duration: d}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- dm.Run(runCtx, nil) }()
-	time.Sleep(d)
-	// Measure with the daemon (and hexsim, which holds every run and request) alive.
-	runtime.GC()
-	runtime.ReadMemStats(&res.heap)
-	for _, f := range []string{dbPath, dbPath + "-wal"} {
-		if st, err := os.Stat(f); err == nil {
-			res.dbBytes += st.Size()
+	p := simOnPipe(t, simCfg)
+	defer p.stop()
+	res := &soakResult{sim: p.sim, db: db, conf: conf, logPath: logPath, start: time.Now(), duration: d}
+	runDaemonFor(t, p.daemon(t, db, conf, path, logger, uint64(clientSeed)), d, func() {
+		// Measure with the daemon (and hexsim, which holds every run and request) alive.
+		runtime.GC()
+		runtime.ReadMemStats(&res.heap)
+		for _, f := range []string{dbPath, dbPath + "-wal"} {
+			if st, err := os.Stat(f); err == nil {
+				res.dbBytes += st.Size()
+			}
 		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	stop()
+	})
+	res.atStop = p.restartAndSettle(t, db, conf, path, logger, uint64(clientSeed))
+	p.stop()
 	runtime.GC()
 	runtime.ReadMemStats(&res.heapDown)
 	return res
@@ -182,8 +179,10 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, clientSeed int64, 
 
 // TestSoak runs a generated 300-schedule config against hexsim with its outcome mix
 // and 5% faults in virtual time: one simulated day by default, a week with
-// HEXCRON_SOAK=week. It checks the three promises (no 429; no slot with two runs and no
-// run without its slot; every firing whose window and timeout passed has a row in a
+// HEXCRON_SOAK=week. The daemon is then stopped and restarted once on the same database
+// (restartAndSettle), so that recovery reconciles what the stop interrupted. It checks
+// the three promises (no 429; no slot with two runs, no run without its slot and no
+// slot left triggering; every firing whose window and timeout passed has a row in a
 // final state, with a reason where one is required) and that the database and the heap
 // stay under ceilings a leak would break.
 func TestSoak(t *testing.T) {
@@ -312,6 +311,8 @@ func checkSoak(t *testing.T, env *soakResult, days int, seeds simSeeds) {
 	t.Logf("soak of %d simulated day(s): %d slot rows, %d firings checked, %d requests to hexsim (%d RunProject), %d runs, %d faults injected %v",
 		days, len(slots), checked, len(requests), triggers, len(runs), nFaults, faults)
 	t.Logf("states %v", states)
+	t.Logf("at the stop: %d slot(s) left triggering, %d hexsim run(s) awaiting their reconcile; the restart settled them",
+		env.atStop.triggering, env.atStop.awaiting)
 	keys := make([]string, 0, len(reasons))
 	for k := range reasons {
 		keys = append(keys, k)
