@@ -322,7 +322,7 @@ func simulatedDay(t *testing.T, seeds simSeeds) {
 			}
 		}
 		t.Logf("simulated day: %d firings checked, %d runs, %d faults injected, states %v", checked, len(runs), faults, states)
-		t.Logf("at the stop: %d slot(s) left triggering, %d hexsim run(s) awaiting their reconcile; the restart settled them",
+		t.Logf("at the stop: %d slot(s) left triggering and %d hexsim run(s) recorded by no slot yet, for the restart to reconcile",
 			env.atStop.triggering, env.atStop.awaiting)
 		if t.Failed() {
 			out := filepath.Join(os.TempDir(), fmt.Sprintf("hexcron-day-%d.log", seeds.sim))

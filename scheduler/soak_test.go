@@ -311,7 +311,7 @@ func checkSoak(t *testing.T, env *soakResult, days int, seeds simSeeds) {
 	t.Logf("soak of %d simulated day(s): %d slot rows, %d firings checked, %d requests to hexsim (%d RunProject), %d runs, %d faults injected %v",
 		days, len(slots), checked, len(requests), triggers, len(runs), nFaults, faults)
 	t.Logf("states %v", states)
-	t.Logf("at the stop: %d slot(s) left triggering, %d hexsim run(s) awaiting their reconcile; the restart settled them",
+	t.Logf("at the stop: %d slot(s) left triggering and %d hexsim run(s) recorded by no slot yet, for the restart to reconcile",
 		env.atStop.triggering, env.atStop.awaiting)
 	keys := make([]string, 0, len(reasons))
 	for k := range reasons {
@@ -323,7 +323,7 @@ func checkSoak(t *testing.T, env *soakResult, days int, seeds simSeeds) {
 	}
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
 	t.Logf("database %.1f MiB (file + WAL); heap in use %.1f MiB, heap alloc %.1f MiB with the daemon running; "+
-		"after it stopped (hexsim's runs and request ledger still held) %.1f MiB in use, %.1f MiB alloc",
+		"after both daemons stopped (hexsim's runs and request ledger still held) %.1f MiB in use, %.1f MiB alloc",
 		float64(env.dbBytes)/(1<<20), mib(env.heap.HeapInuse), mib(env.heap.HeapAlloc), mib(env.heapDown.HeapInuse), mib(env.heapDown.HeapAlloc))
 	if t.Failed() {
 		out := filepath.Join(os.TempDir(), fmt.Sprintf("hexcron-soak-%d.log", seeds.sim))
