@@ -106,12 +106,16 @@ func (f *faultCase) triggeredWithRun(key string) bool {
 	return ok && s.RunID != ""
 }
 
-// oneRunPerSlot checks that every run of the project belongs to exactly one slot.
+// oneRunPerSlot checks that every run of the project belongs to exactly one slot. The
+// daemon was just stopped, and a stop may interrupt a trigger before it learns its run
+// (the slot stays triggering for the next start to reconcile): such a run is excused,
+// exactly as unexplainedRuns says, and no other.
 func (f *faultCase) oneRunPerSlot(project string) {
 	t := f.t
 	t.Helper()
+	slots := slotsOf(t, f.db)
 	byRun := map[string]string{}
-	for _, s := range slotsOf(t, f.db) {
+	for _, s := range slots {
 		if s.RunID == "" {
 			continue
 		}
@@ -120,13 +124,16 @@ func (f *faultCase) oneRunPerSlot(project string) {
 		}
 		byRun[s.RunID] = s.Key
 	}
+	var runs []simRun
 	for _, r := range f.sim.runs(t) {
-		if r.ProjectID != project {
-			continue
+		if r.ProjectID == project {
+			runs = append(runs, r)
 		}
-		if _, ok := byRun[r.ID]; !ok {
-			t.Errorf("hexsim has run %s (started %s) that no slot records: a double trigger", r.ID, r.StartTime.Format("15:04:05.000"))
-		}
+	}
+	unexplained, _ := unexplainedRuns(slots, runs, map[string]string{"row": fmProject})
+	for _, r := range unexplained {
+		t.Errorf("hexsim has run %s (started %s) that no slot records and no trigger interrupted by the stop explains: a double trigger",
+			r.ID, r.StartTime.Format("15:04:05.000"))
 	}
 }
 

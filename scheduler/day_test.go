@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -24,15 +25,18 @@ import (
 // is served over an in-memory network (real HTTP, no sockets), so virtual time
 // advances whenever everything waits.
 type dayEnv struct {
-	sim  *hexsim.Server
-	db   *state.DB
-	conf *planner.Config
-	log  *strings.Builder
+	sim    *hexsim.Server
+	db     *state.DB
+	conf   *planner.Config
+	log    *strings.Builder
+	atStop runAudit // the slots and runs as the stop left them, before the restart
 }
 
 // runDay runs the daemon on config for d of virtual time against a hexsim built by
-// simCfg, and returns what is needed to check the outcome. Call inside a bubble.
-func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Duration) *dayEnv {
+// simCfg, stops it, and settles what the stop left with one restart (see
+// restartAndSettle); it returns what is needed to check the outcome. Call inside a
+// bubble.
+func runDay(t *testing.T, configPath string, simCfg hexsim.Config, clientSeed int64, d time.Duration) *dayEnv {
 	t.Helper()
 	conf, err := planner.LoadFile(configPath)
 	if err != nil {
@@ -46,57 +50,52 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Durati
 	t.Cleanup(func() { db.Close() })
 	var logs strings.Builder
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, configPath, logger, 1)
-	defer stop()
-
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- dm.Run(runCtx, nil) }()
-	time.Sleep(d)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	return &dayEnv{sim: sim, db: db, conf: conf, log: &logs}
+	p := simOnPipe(t, simCfg)
+	defer p.stop()
+	runDaemonFor(t, p.daemon(t, db, conf, configPath, logger, uint64(clientSeed)), d, nil)
+	atStop := p.restartAndSettle(t, db, conf, configPath, logger, uint64(clientSeed))
+	return &dayEnv{sim: p.sim, db: db, conf: conf, log: &logs, atStop: atStop}
 }
 
-// daemonOnSim builds hexsim from simCfg, served over an in-memory pipe network, and a
-// Daemon wired to it as `hexcron run` wires one: db as its store and trigger ledger,
-// conf's trigger rules, the config re-read from configPath. seed seeds the jitter.
-// Call inside a synctest bubble; stop closes the connections and hexsim.
-func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner.Config, configPath string,
-	logger *slog.Logger, seed uint64) (sim *hexsim.Server, dm *Daemon, stop func()) {
+// pipeBaseURL is hexsim's API base on the pipe network (which ignores the address).
+const pipeBaseURL = "http://127.0.0.1/api/v1"
+
+// pipeSim is hexsim served over an in-memory pipe network, for the daemons of one
+// synctest bubble.
+type pipeSim struct {
+	sim       *hexsim.Server
+	transport *http.Transport
+	stop      func() // closes the connections and hexsim
+}
+
+// simOnPipe builds hexsim from simCfg and serves it over an in-memory pipe network.
+// Call inside a synctest bubble, and call stop before the bubble ends.
+func simOnPipe(t *testing.T, simCfg hexsim.Config) *pipeSim {
 	t.Helper()
 	net := hexsim.NewPipeNet()
-	simCfg.BaseURL = simBaseURL
-	sim = hexsim.New(simCfg)
+	simCfg.BaseURL = pipeBaseURL
+	sim := hexsim.New(simCfg)
 	stopSim := net.Serve(sim)
 	transport := net.Transport()
 	var once sync.Once
-	stop = func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }
-	dm, err := newSimDaemon(transport, db, conf, configPath, logger, seed)
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	return sim, dm, stop
+	return &pipeSim{sim: sim, transport: transport,
+		stop: func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }}
 }
 
-// simBaseURL is hexsim's API base on the pipe network (which ignores the address).
-const simBaseURL = "http://127.0.0.1/api/v1"
-
-// newSimDaemon is a Daemon whose Hex client talks to hexsim through transport, wired
-// as daemonOnSim says.
-func newSimDaemon(transport http.RoundTripper, db *state.DB, conf *planner.Config, configPath string,
-	logger *slog.Logger, seed uint64) (*Daemon, error) {
+// daemon wires a fresh Hex client and Daemon to the sim as `hexcron run` wires them:
+// db as the store and trigger ledger, conf's trigger rules, the config re-read from
+// configPath. seed seeds the client's jitter; tweak, when given, changes the daemon's
+// config before New.
+func (p *pipeSim) daemon(t *testing.T, db *state.DB, conf *planner.Config, configPath string, logger *slog.Logger, seed uint64, tweak ...func(*Config)) *Daemon {
+	t.Helper()
 	var rules []hexclient.Rule
 	for _, r := range conf.Budget.Triggers {
 		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
 	}
 	hc, err := hexclient.New(hexclient.Config{
-		BaseURL:    simBaseURL,
+		BaseURL:    pipeBaseURL,
 		Token:      hexclient.StaticToken("hxtp_sim_test"),
-		HTTPClient: &http.Client{Transport: transport},
+		HTTPClient: &http.Client{Transport: p.transport},
 		Clock:      clock.System{},
 		Rand:       rand.New(rand.NewPCG(seed, 2)),
 		Logger:     logger,
@@ -104,20 +103,110 @@ func newSimDaemon(transport http.RoundTripper, db *state.DB, conf *planner.Confi
 		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
 	})
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return New(Config{
+	cfg := Config{
 		Store:  db,
 		Hex:    hc,
 		Logger: logger,
 		Load:   func() (*planner.Config, error) { return planner.LoadFile(configPath) },
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	dm, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dm
 }
 
-// checkOneRunPerSlot reads every slot and hexsim's runs and fails the test for a run
-// recorded by two slots or a hexsim run that no slot recorded (a double trigger), but
-// for one per slot the stop left triggering (see below). It returns the slots, the
-// slots by key, and hexsim's runs.
+// runDaemonFor runs dm for d of virtual time, calls atEnd (when not nil) with the
+// daemon still running, then stops it as SIGTERM does (its context cancelled) and
+// waits until Run returned.
+func runDaemonFor(t *testing.T, dm *Daemon, d time.Duration, atEnd func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- dm.Run(ctx, nil) }()
+	time.Sleep(d)
+	if atEnd != nil {
+		atEnd()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// settleLimit bounds the restart of restartAndSettle: recovery asks Hex about a slot
+// left triggering 45s (the reconcile delay) after its last attempt, retries a failed
+// listing after 30s, 60s, 90s and 120s, and re-triggers a slot Hex has no run for
+// within its window, which is at most 2h in these tests.
+const settleLimit = 3 * time.Hour
+
+// restartAndSettle ends a virtual-time run whose daemon has just stopped. A stop may
+// interrupt a trigger before it knows its run (an ambiguous answer whose reconcile the
+// grace period cut short): the slot stays triggering, its run unrecorded, and "the
+// next start reconciles it". So it audits the slots and hexsim's runs as the stop left
+// them, where only such slots may excuse an unrecorded run (auditRuns with settled
+// false; a problem fails the test), then turns hexsim's faults off and runs a fresh
+// daemon on the same database against the same hexsim until no slot is left
+// triggering (checked every virtual minute, at least one, at most settleLimit) before
+// stopping it: its recovery reconciles every slot left triggering, and with no fault
+// left nothing it triggers can be ambiguous, so its own stop interrupts nothing. The
+// caller then requires the settled invariant (checkOneRunPerSlot). It returns the
+// audit at the stop.
+func (p *pipeSim) restartAndSettle(t *testing.T, db *state.DB, conf *planner.Config, configPath string, logger *slog.Logger, seed uint64) runAudit {
+	t.Helper()
+	ctx := context.Background()
+	slots, err := db.History(ctx, state.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	atStop := auditRuns(slots, p.sim.Runs(), projectsOf(conf), false)
+	for _, e := range atStop.problems {
+		t.Errorf("at the stop: %s", e)
+	}
+	p.sim.ClearFaults()
+	dm := p.daemon(t, db, conf, configPath, logger.With("incarnation", "restart"), seed)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- dm.Run(runCtx, nil) }()
+	for waited := time.Minute; ; waited += time.Minute {
+		time.Sleep(time.Minute)
+		synctest.Wait() // whatever was due at this instant has been done
+		left, err := db.SlotsInState(ctx, state.StateTriggering)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 || waited >= settleLimit {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run (restart): %v", err)
+	}
+	return atStop
+}
+
+// projectsOf returns the project of each schedule of conf, by name.
+func projectsOf(conf *planner.Config) func(schedule string) string {
+	m := map[string]string{}
+	for _, s := range conf.Schedules {
+		m[s.Name] = s.Project
+	}
+	return func(schedule string) string { return m[schedule] }
+}
+
+// checkOneRunPerSlot reads every slot and hexsim's runs once everything is settled (a
+// restart's recovery reconciled what the last stop left) and fails the test for a run
+// recorded by two slots, a recorded run hexsim does not have, a hexsim run that no slot
+// recorded (a double trigger) or a slot still triggering (auditRuns with settled
+// true). It returns the slots, the slots by key, and hexsim's runs.
 func checkOneRunPerSlot(t *testing.T, db *state.DB, sim *hexsim.Server) ([]state.Slot, map[string]state.Slot, []hexsim.Run) {
 	t.Helper()
 	slots, err := db.History(context.Background(), state.Filter{})
@@ -125,43 +214,12 @@ func checkOneRunPerSlot(t *testing.T, db *state.DB, sim *hexsim.Server) ([]state
 		t.Fatal(err)
 	}
 	byKey := map[string]state.Slot{}
-	byRun := map[string]string{}
 	for _, s := range slots {
 		byKey[s.Key] = s
-		if s.RunID != "" {
-			if other, dup := byRun[s.RunID]; dup {
-				t.Errorf("run %s recorded for %s and %s", s.RunID, other, s.Key)
-			}
-			byRun[s.RunID] = s.Key
-		}
-	}
-	// A stop can cut off the answer of an attempt that created a run: its slot stays
-	// triggering, for the next start to reconcile (TestCrashAtEachStep checks that it
-	// does). Each such run must match its own triggering slot of the same project,
-	// attempted no later than the run was created; any other run without a slot is a
-	// double trigger.
-	pending := map[string][]state.Slot{} // project -> slots left triggering
-	for _, s := range slots {
-		if s.State == state.StateTriggering && s.RunID == "" {
-			pending[s.Project] = append(pending[s.Project], s)
-		}
 	}
 	runs := sim.Runs()
-	for _, r := range runs {
-		if _, ok := byRun[r.ID]; ok {
-			continue
-		}
-		matched := false
-		for i, p := range pending[r.ProjectID] {
-			if !p.LastAttempt.After(r.Created) {
-				pending[r.ProjectID] = append(pending[r.ProjectID][:i], pending[r.ProjectID][i+1:]...)
-				matched = true
-				break
-			}
-		}
-		if !matched {
-			t.Errorf("hexsim run %s (created %v) belongs to no slot: a double trigger", r.ID, r.Created)
-		}
+	for _, e := range auditRuns(slots, runs, nil, true).problems {
+		t.Error(e)
 	}
 	return slots, byKey, runs
 }
@@ -180,14 +238,21 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // TestSimulatedDayOfExampleConfig runs schedules.example.yaml for a simulated day
 // against hexsim with faults on (5xx after and before create, dropped connections,
-// slow answers, stuck runs and unknown statuses) and checks the three promises: no
-// 429, no slot with two runs (no run without its slot), every slot with a final state.
+// slow answers, stuck runs and unknown statuses), stops the daemon and restarts it once
+// on the same database so that recovery reconciles what the stop interrupted
+// (restartAndSettle), and checks the three promises: no 429, no slot with two runs (no
+// run without its slot, no slot left triggering), every slot with a final state.
 func TestSimulatedDayOfExampleConfig(t *testing.T) {
+	forEachSeed(t, simSeeds{sim: 7, client: 1}, simulatedDay)
+}
+
+// simulatedDay is one run of TestSimulatedDayOfExampleConfig with seeds.
+func simulatedDay(t *testing.T, seeds simSeeds) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		const day = 24 * time.Hour
 		env := runDay(t, filepath.Join("..", "schedules.example.yaml"), hexsim.Config{
-			Seed:   7,
+			Seed:   seeds.sim,
 			Limits: hexsim.Limits{Window: hexsim.WindowRolling},
 			Runs: hexsim.Lifecycle{
 				Pending: 5 * time.Second, PendingJitter: 30 * time.Second,
@@ -201,7 +266,7 @@ func TestSimulatedDayOfExampleConfig(t *testing.T) {
 				hexsim.Fault5xxAfterCreate: 0.03, hexsim.Fault5xxBeforeCreate: 0.03,
 				hexsim.FaultDrop: 0.02, hexsim.FaultDelay: 0.02,
 			}},
-		}, day)
+		}, seeds.client, day)
 		end := start.Add(day)
 
 		faults := 0
@@ -272,9 +337,12 @@ func TestSimulatedDayOfExampleConfig(t *testing.T) {
 		}
 		t.Logf("%d firings queued (overlap: queue), %d of them ran", len(queued), ran)
 		t.Logf("simulated day: %d firings checked, %d runs, %d faults injected, states %v", checked, len(runs), faults, states)
+		t.Logf("at the stop: %d slot(s) left triggering and %d hexsim run(s) recorded by no slot yet, for the restart to reconcile",
+			env.atStop.triggering, env.atStop.awaiting)
 		if t.Failed() {
-			_ = os.WriteFile(filepath.Join(os.TempDir(), "hexcron-day.log"), []byte(env.log.String()), 0o600)
-			t.Logf("daemon log written to %s", filepath.Join(os.TempDir(), "hexcron-day.log"))
+			out := filepath.Join(os.TempDir(), fmt.Sprintf("hexcron-day-%d.log", seeds.sim))
+			_ = os.WriteFile(out, []byte(env.log.String()), 0o600)
+			t.Logf("daemon log written to %s", out)
 		}
 	})
 }

@@ -52,8 +52,9 @@ func TestDaemonMetricsAcrossRestart(t *testing.T) {
 		// (before any time passes), lets it work for d of virtual time and stops it.
 		run := func(d time.Duration, during func(m *Metrics)) *Metrics {
 			m := NewMetrics("test")
-			_, dm, stop := daemonOnSim(t, simCfg, db, conf, cfgPath, logger, 1)
-			defer stop()
+			p := simOnPipe(t, simCfg)
+			defer p.stop()
+			dm := p.daemon(t, db, conf, cfgPath, logger, 1)
 			dm.cfg.Metrics = m
 			runCtx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -213,7 +212,7 @@ type queueEnv struct {
 	path   string // the config file
 	log    *strings.Builder
 	logger *slog.Logger
-	net    *http.Transport
+	pipe   *pipeSim
 	reload chan struct{}
 	dm     *Daemon
 	replan time.Duration
@@ -252,25 +251,20 @@ func newQueueEnv(t *testing.T, config string, simCfg hexsim.Config, replan time.
 	t.Cleanup(func() { db.Close() })
 	env := &queueEnv{t: t, db: db, conf: conf, path: path, log: &strings.Builder{}, replan: replan}
 	env.logger = slog.New(slog.NewTextHandler(&lockedWriter{w: env.log}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	pn := hexsim.NewPipeNet()
-	simCfg.BaseURL = simBaseURL
-	env.sim = hexsim.New(simCfg)
-	stopSim := pn.Serve(env.sim)
-	env.net = pn.Transport()
-	t.Cleanup(func() { env.net.CloseIdleConnections(); stopSim() })
+	env.pipe = simOnPipe(t, simCfg)
+	env.sim = env.pipe.sim
+	t.Cleanup(env.pipe.stop)
 	return env
 }
 
 // start starts a daemon on the env's database, config and hexsim.
 func (e *queueEnv) start() {
 	e.t.Helper()
-	dm, err := newSimDaemon(e.net, e.db, e.conf, e.path, e.logger, 1)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if e.replan > 0 {
-		dm.cfg.Replan = e.replan
-	}
+	dm := e.pipe.daemon(e.t, e.db, e.conf, e.path, e.logger, 1, func(c *Config) {
+		if e.replan > 0 {
+			c.Replan = e.replan
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	e.dm, e.cancel, e.done, e.reload, e.up = dm, cancel, make(chan error, 1), make(chan struct{}), true
 	go func() { e.done <- dm.Run(ctx, e.reload) }()

@@ -26,7 +26,8 @@ const (
 	soakMaxHeap = 200 << 20 // bytes of heap in use after a GC
 )
 
-// soakSeed fixes the generated config and hexsim's draws.
+// soakSeed fixes the generated config, and by default hexsim's draws and the client's
+// jitter (HEXCRON_SOAK_SEED changes those two; see forEachSeed).
 const soakSeed = 2026
 
 // soakConfig returns a 300-schedule config: two every-15-minute syncs, twelve hourly
@@ -127,12 +128,14 @@ type soakResult struct {
 	logPath  string
 	start    time.Time
 	duration time.Duration
+	atStop   runAudit // the slots and runs as the stop left them, before the restart
 }
 
 // runSoak runs the daemon on the config at path for d of virtual time against hexsim,
 // with logs at Info in a file, and measures the database and the heap while the daemon
-// is still running. Call inside a bubble.
-func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *soakResult {
+// is still running; then it stops the daemon and settles what the stop left with one
+// restart (restartAndSettle). Call inside a bubble.
+func runSoak(t *testing.T, path string, simCfg hexsim.Config, clientSeed int64, d time.Duration) *soakResult {
 	t.Helper()
 	conf, err := planner.LoadFile(path)
 	if err != nil {
@@ -154,26 +157,21 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *
 	defer logFile.Close()
 	logger := slog.New(slog.NewTextHandler(logFile, nil))
 
-	sim, dm, stop := daemonOnSim(t, simCfg, db, conf, path, logger, soakSeed)
-	defer stop()
-	res := &soakResult{sim: sim, db: db, conf: conf, logPath: logPath, start: time.Now(), duration: d}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- dm.Run(runCtx, nil) }()
-	time.Sleep(d)
-	// Measure with the daemon (and hexsim, which holds every run and request) alive.
-	runtime.GC()
-	runtime.ReadMemStats(&res.heap)
-	for _, f := range []string{dbPath, dbPath + "-wal"} {
-		if st, err := os.Stat(f); err == nil {
-			res.dbBytes += st.Size()
+	p := simOnPipe(t, simCfg)
+	defer p.stop()
+	res := &soakResult{sim: p.sim, db: db, conf: conf, logPath: logPath, start: time.Now(), duration: d}
+	runDaemonFor(t, p.daemon(t, db, conf, path, logger, uint64(clientSeed)), d, func() {
+		// Measure with the daemon (and hexsim, which holds every run and request) alive.
+		runtime.GC()
+		runtime.ReadMemStats(&res.heap)
+		for _, f := range []string{dbPath, dbPath + "-wal"} {
+			if st, err := os.Stat(f); err == nil {
+				res.dbBytes += st.Size()
+			}
 		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	stop()
+	})
+	res.atStop = p.restartAndSettle(t, db, conf, path, logger, uint64(clientSeed))
+	p.stop()
 	runtime.GC()
 	runtime.ReadMemStats(&res.heapDown)
 	return res
@@ -181,8 +179,10 @@ func runSoak(t *testing.T, path string, simCfg hexsim.Config, d time.Duration) *
 
 // TestSoak runs a generated 300-schedule config against hexsim with its outcome mix
 // and 5% faults in virtual time: one simulated day by default, a week with
-// HEXCRON_SOAK=week. It checks the three promises (no 429; no slot with two runs and no
-// run without its slot; every firing whose window and timeout passed has a row in a
+// HEXCRON_SOAK=week. The daemon is then stopped and restarted once on the same database
+// (restartAndSettle), so that recovery reconciles what the stop interrupted. It checks
+// the three promises (no 429; no slot with two runs, no run without its slot and no
+// slot left triggering; every firing whose window and timeout passed has a row in a
 // final state, with a reason where one is required) and that the database and the heap
 // stay under ceilings a leak would break.
 func TestSoak(t *testing.T) {
@@ -201,6 +201,13 @@ func TestSoak(t *testing.T) {
 	if len(conf.Schedules) != 300 {
 		t.Fatalf("%d schedules, want 300", len(conf.Schedules))
 	}
+	forEachSeed(t, simSeeds{sim: soakSeed, client: soakSeed}, func(t *testing.T, seeds simSeeds) {
+		soakOnce(t, path, conf, days, seeds)
+	})
+}
+
+// soakOnce is one soak of days simulated days with seeds.
+func soakOnce(t *testing.T, path string, conf *planner.Config, days int, seeds simSeeds) {
 	wallStart := time.Now()
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -212,7 +219,7 @@ func TestSoak(t *testing.T) {
 			t.Errorf("plan leaves %d of %d firings unplaced (more than 0.5%%): the config does not nearly fit", len(plan.Unplaced), total)
 		}
 		env := runSoak(t, path, hexsim.Config{
-			Seed:   soakSeed,
+			Seed:   seeds.sim,
 			Limits: hexsim.Limits{Window: hexsim.WindowRolling},
 			Runs: hexsim.Lifecycle{
 				Pending: 5 * time.Second, PendingJitter: 30 * time.Second,
@@ -226,14 +233,14 @@ func TestSoak(t *testing.T) {
 				hexsim.Fault5xxAfterCreate: 0.015, hexsim.Fault5xxBeforeCreate: 0.015,
 				hexsim.FaultDrop: 0.01, hexsim.FaultDelay: 0.01,
 			}},
-		}, span)
-		checkSoak(t, env, days)
+		}, seeds.client, span)
+		checkSoak(t, env, days, seeds)
 	})
 	t.Logf("wall clock: %v for %d simulated day(s)", time.Since(wallStart).Round(time.Millisecond), days)
 }
 
 // checkSoak asserts the invariants and logs the figures of one soak.
-func checkSoak(t *testing.T, env *soakResult, days int) {
+func checkSoak(t *testing.T, env *soakResult, days int, seeds simSeeds) {
 	t.Helper()
 	end := env.start.Add(env.duration)
 
@@ -304,6 +311,8 @@ func checkSoak(t *testing.T, env *soakResult, days int) {
 	t.Logf("soak of %d simulated day(s): %d slot rows, %d firings checked, %d requests to hexsim (%d RunProject), %d runs, %d faults injected %v",
 		days, len(slots), checked, len(requests), triggers, len(runs), nFaults, faults)
 	t.Logf("states %v", states)
+	t.Logf("at the stop: %d slot(s) left triggering and %d hexsim run(s) recorded by no slot yet, for the restart to reconcile",
+		env.atStop.triggering, env.atStop.awaiting)
 	keys := make([]string, 0, len(reasons))
 	for k := range reasons {
 		keys = append(keys, k)
@@ -314,10 +323,10 @@ func checkSoak(t *testing.T, env *soakResult, days int) {
 	}
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
 	t.Logf("database %.1f MiB (file + WAL); heap in use %.1f MiB, heap alloc %.1f MiB with the daemon running; "+
-		"after it stopped (hexsim's runs and request ledger still held) %.1f MiB in use, %.1f MiB alloc",
+		"after both daemons stopped (hexsim's runs and request ledger still held) %.1f MiB in use, %.1f MiB alloc",
 		float64(env.dbBytes)/(1<<20), mib(env.heap.HeapInuse), mib(env.heap.HeapAlloc), mib(env.heapDown.HeapInuse), mib(env.heapDown.HeapAlloc))
 	if t.Failed() {
-		out := filepath.Join(os.TempDir(), "hexcron-soak.log")
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("hexcron-soak-%d.log", seeds.sim))
 		if data, err := os.ReadFile(env.logPath); err == nil && os.WriteFile(out, data, 0o600) == nil {
 			t.Logf("daemon log written to %s", out)
 		}
