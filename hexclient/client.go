@@ -166,10 +166,10 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ReadLimits.All.Limit == 0 {
 		cfg.ReadLimits.All = def.All
 	}
-	if cfg.ReadLimits.Status.Limit == 0 {
+	if len(cfg.ReadLimits.Status) == 0 {
 		cfg.ReadLimits.Status = def.Status
 	}
-	for _, r := range []Rule{cfg.ReadLimits.All, cfg.ReadLimits.Status} {
+	for _, r := range append([]Rule{cfg.ReadLimits.All}, cfg.ReadLimits.Status...) {
 		if r.Per <= 0 || r.Limit-r.Reserve < 1 {
 			return nil, fmt.Errorf("hexclient: new: read limit %d per %s with reserve %d leaves no room", r.Limit, r.Per, r.Reserve)
 		}

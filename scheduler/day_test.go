@@ -71,10 +71,7 @@ func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner
 	simCfg.BaseURL = "http://127.0.0.1/api/v1" // the pipe network ignores the address
 	sim = hexsim.New(simCfg)
 	stopSim := net.Serve(sim)
-	var rules []hexclient.Rule
-	for _, r := range conf.Budget.Triggers {
-		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
+	budget, reads := ClientLimits(conf)
 	transport := net.Transport()
 	var once sync.Once
 	stop = func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }
@@ -86,7 +83,8 @@ func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner
 		Rand:       rand.New(rand.NewPCG(seed, 2)),
 		Logger:     logger,
 		Ledger:     Ledger{DB: db},
-		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
+		Budget:     budget,
+		ReadLimits: reads,
 	})
 	if err != nil {
 		stop()
