@@ -28,8 +28,9 @@ const maxBody = 1 << 20
 
 // Config holds a Client's dependencies and settings; New fills the zero fields.
 type Config struct {
-	// BaseURL is Hex's API base (default DefaultBaseURL). It must be https, except
-	// for a loopback host (127.0.0.0/8, ::1, localhost), e.g. `hexcron sim`.
+	// BaseURL is Hex's API root, SCHEME://HOST/api/v1 (default DefaultBaseURL): the
+	// config normalises what users write (planner.NormalizeBaseURL). It must be https,
+	// except for a loopback host (127.0.0.0/8, ::1, localhost), e.g. `hexcron sim`.
 	BaseURL string
 	// Token yields the API token before every request. Required.
 	Token TokenSource
@@ -211,14 +212,19 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// checkBaseURL accepts https anywhere and http only on a loopback host.
+// checkBaseURL accepts Hex's API root, SCHEME://HOST/api/v1 (a trailing slash is
+// dropped): https anywhere and http only on a loopback host. Every request path is
+// appended to it, so a host without /api/v1 would fail every call.
 func checkBaseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("hexclient: new: base url: %w", err)
 	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("hexclient: new: base url %q: want scheme://host/path with no user, query or fragment", u.Redacted())
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("hexclient: new: base url %q: want scheme://host/api/v1 with no user, query or fragment", u.Redacted())
+	}
+	if p := strings.TrimRight(u.EscapedPath(), "/"); p != "/api/v1" {
+		return "", fmt.Errorf("hexclient: new: base url %q: the path must be /api/v1 (Hex's API root), not %q", u.Redacted(), u.EscapedPath())
 	}
 	switch u.Scheme {
 	case "https":

@@ -33,6 +33,9 @@ func TestNewBaseURL(t *testing.T) {
 		{"app.hex.tech/api/v1", false},
 		{"https://user:pw@app.hex.tech/api/v1", false},
 		{"https://app.hex.tech/api/v1?x=1", false},
+		{"https://app.hex.tech/api/v1#x", false},
+		{"https://app.hex.tech", false}, // the config adds /api/v1 (planner.NormalizeBaseURL); the client wants the API root
+		{"https://app.hex.tech/api/v2", false},
 	} {
 		_, err := New(Config{BaseURL: tc.url, Token: StaticToken("hxtp_x")})
 		if (err == nil) != tc.ok {

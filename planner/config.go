@@ -45,7 +45,7 @@ type Config struct {
 
 // Hex says where the Hex API is.
 type Hex struct {
-	BaseURL   string // without a trailing slash
+	BaseURL   string // Hex's API root as SCHEME://HOST/api/v1 (see NormalizeBaseURL)
 	TokenFile string // optional; the token comes first from $CREDENTIALS_DIRECTORY/hex-token, then $HEX_API_TOKEN
 }
 

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -399,9 +397,12 @@ func (d *decoder) hex(n *yaml.Node, cfg *Config) {
 	for _, e := range d.fields(n, "hex", hexKeys) {
 		switch e.key {
 		case "base_url":
-			s, ok := d.str(e.v, e.field)
-			if ok && d.checkBaseURL(e.v, e.field, s) {
-				cfg.Hex.BaseURL = strings.TrimRight(s, "/")
+			if s, ok := d.str(e.v, e.field); ok {
+				if base, err := NormalizeBaseURL(s); err != nil {
+					d.errorf(e.v, e.field, "%v", err)
+				} else {
+					cfg.Hex.BaseURL = base
+				}
 			}
 		case "token_file":
 			if s, ok := d.str(e.v, e.field); ok {
@@ -409,31 +410,6 @@ func (d *decoder) hex(n *yaml.Node, cfg *Config) {
 			}
 		}
 	}
-}
-
-func (d *decoder) checkBaseURL(n *yaml.Node, field, s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		d.errorf(n, field, "%s is not an http(s) URL like %s", quote(s), DefaultBaseURL)
-		return false
-	}
-	if u.User != nil {
-		d.errorf(n, field, "must not carry credentials")
-		return false
-	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		d.errorf(n, field, "must use https (plain http is allowed only for localhost): the token would travel in clear")
-		return false
-	}
-	return true
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (d *decoder) budget(n *yaml.Node, cfg *Config) {

@@ -290,6 +290,12 @@ func (d *Daemon) reload(ctx context.Context) {
 		d.log.Error("reload failed; the previous config keeps running", keyErr, err)
 		return
 	}
+	if changes := restartOnly(d.config(), conf); len(changes) > 0 {
+		d.cfg.Metrics.ObserveReload(false)
+		d.log.Error("reload refused: "+strings.Join(changes, "; ")+": the Hex client is built at start, so this needs a restart (systemctl restart hexcron); the previous config keeps running",
+			"file", conf.File)
+		return
+	}
 	for _, w := range conf.Warnings {
 		d.log.Warn("config warning", keyErr, w.String())
 	}
