@@ -420,6 +420,7 @@ func manualRequest(s *planner.Schedule, inputs map[string]any) hexclient.RunRequ
 		InputParams:            inputs,
 		UseCachedSQLResults:    s.UseCachedSQL,
 		UpdatePublishedResults: s.UpdatePublishedResults,
+		ViewID:                 s.View,
 	}
 	for _, n := range s.Notify {
 		req.Notifications = append(req.Notifications, hexclient.Notification{

@@ -96,6 +96,7 @@ type Schedule struct {
 	UpdatePublishedResults *bool               // nil: Hex's default
 	Notify                 []Notify            // nil: none
 	Matrix                 map[string][]string // one firing per combination of values
+	View                   string              // Hex viewId: run this saved view (never with Params or Matrix)
 
 	Line int // where the schedule starts in the file
 

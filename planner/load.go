@@ -38,7 +38,7 @@ var (
 	budgetKeys     = []string{"triggers", "reads", "min_spacing", "max_running"}
 	ruleKeys       = []string{"limit", "per", "reserve"}
 	defaultKeys    = []string{"timezone", "window", "timeout", "overlap", "catchup", "priority", "params", "use_cached_sql", "update_published_results", "notify"}
-	scheduleOnly   = []string{"name", "project", "cron", "matrix"}
+	scheduleOnly   = []string{"name", "project", "cron", "matrix", "view"}
 	scheduleKeys   = append(slices.Clone(scheduleOnly), defaultKeys...)
 	notifyKeys     = []string{"on", "slack_channels", "user_ids", "group_ids", "include_success_screenshot"}
 	referenceStart = time.Date(2026, time.January, 5, 0, 0, 0, 0, time.UTC) // a Monday, far from DST transitions
@@ -521,6 +521,7 @@ type rawSched struct {
 	useCached, updatePublished  opt[bool]
 	notify                      opt[[]Notify]
 	matrix                      opt[map[string][]string]
+	view                        opt[string]
 	loc                         *time.Location
 	spec                        *cronSpec
 	bad                         bool            // some value was rejected
@@ -564,12 +565,18 @@ func (d *decoder) sched(n *yaml.Node, field string, known []string) rawSched {
 			continue
 		}
 		switch e.key {
-		case "name", "project", "cron", "overlap":
+		case "name", "project", "cron", "overlap", "view":
 			s, ok := d.str(e.v, e.field)
 			if !ok {
 				continue
 			}
 			switch e.key {
+			case "view":
+				if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\r\n") || len(s) > 200 {
+					d.errorf(e.v, e.field, "%s is not a Hex view id: copy the saved view's id from Hex (no spaces)", quote(s))
+					continue
+				}
+				r.view.put(s, e)
 			case "name":
 				if !slugRE.MatchString(s) {
 					d.errorf(e.v, e.field, "%s is not a slug: use lowercase letters, digits and hyphens (at most 63), e.g. revenue-dashboard", quote(s))

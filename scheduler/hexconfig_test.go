@@ -36,3 +36,18 @@ schedules:
 		t.Errorf("trigger budget %+v, want %+v and 5s spacing", b, wantTrig)
 	}
 }
+
+// TestRunRequestView: a schedule with a view sends Hex's viewId and no inputParams.
+func TestRunRequestView(t *testing.T) {
+	conf, err := planner.Parse("v.yaml", []byte(`schedules:
+  - {name: a, project: 0b7f3c2a-1d4e-4f5a-9b6c-7d8e9f0a1b2c, cron: "0 * * * *", view: view-1, update_published_results: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &conf.Schedules[0]
+	req := runRequest(s, s.Firings(time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC))[0])
+	if req.ViewID != "view-1" || req.InputParams != nil || req.UpdatePublishedResults == nil || !*req.UpdatePublishedResults {
+		t.Fatalf("run request %+v", req)
+	}
+}
