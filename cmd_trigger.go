@@ -257,7 +257,7 @@ func (t *manualTrigger) run(ctx context.Context, matrix map[string]string, input
 		return t.notTriggered(key, err)
 	}
 	if err := t.db.Transition(context.WithoutCancel(ctx), key, state.StateTriggered, state.Update{
-		At: e.now(), RunID: res.RunID, RunURL: res.RunURL, TraceID: res.TraceID, Triggered: res.Sent,
+		At: e.now(), RunID: res.RunID, RunURL: res.RunURL, TraceID: res.TraceID, Triggered: res.Sent, ProjectVersion: res.ProjectVersion,
 	}); err != nil {
 		fmt.Fprintf(e.stdout, "slot %s\nrun %s\nurl %s\n", key, res.RunID, res.RunURL)
 		return fail(e.stderr, "trigger", fmt.Errorf("Hex started run %s but recording it failed: %w", res.RunID, err))
@@ -367,7 +367,8 @@ func (t *manualTrigger) ended(key string, rs *hexclient.RunStatus) int {
 	if elapsed == 0 && !rs.StartTime.IsZero() && rs.EndTime.After(rs.StartTime) {
 		elapsed = rs.EndTime.Sub(rs.StartTime)
 	}
-	t.record(key, to, state.Update{At: now, Reason: "hex status " + string(rs.Status), Started: rs.StartTime, Ended: at, Elapsed: elapsed})
+	t.record(key, to, state.Update{At: now, Reason: "hex status " + string(rs.Status), Started: rs.StartTime, Ended: at, Elapsed: elapsed,
+		ProjectVersion: rs.ProjectVersion})
 	fmt.Fprintf(e.stdout, "status %s\n", rs.Status)
 	if elapsed > 0 {
 		fmt.Fprintf(e.stdout, "elapsed %s\n", fmtElapsed(elapsed))

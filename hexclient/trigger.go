@@ -31,6 +31,9 @@ type Triggered struct {
 	RunURL       string
 	RunStatusURL string
 	TraceID      string
+	// ProjectVersion is the published project version the run executes, as Hex
+	// reported it (RunProject's or the listing's projectVersion); "" when not given.
+	ProjectVersion string
 	// Adopted is true when an ambiguous attempt's run was found by listing.
 	Adopted bool
 	// Attempts is how many RunProject requests were sent.
@@ -177,7 +180,7 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 			}
 			alog.Debug("run triggered", KeyRun, created.RunID, KeyTraceID, created.TraceID)
 			return &Triggered{RunID: created.RunID, RunURL: created.RunURL, RunStatusURL: created.RunStatusURL,
-				TraceID: created.TraceID, Attempts: t.attempts, Sent: sent}, nil
+				TraceID: created.TraceID, ProjectVersion: created.ProjectVersion, Attempts: t.attempts, Sent: sent}, nil
 
 		case ClassRateLimited:
 			t.rateLimited(alog, resp, apiErr, arrived)
@@ -377,7 +380,7 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 			t.pend = nil
 			t.log.Info("adopted the run an ambiguous attempt created", KeyRun, run.RunID, KeyTraceID, run.TraceID)
 			return &Triggered{RunID: run.RunID, RunURL: run.RunURL, RunStatusURL: c.runStatusURL(t.req.ProjectID, run.RunID),
-				TraceID: run.TraceID, Adopted: true, Attempts: t.attempts, Sent: t.unresolved}, nil
+				TraceID: run.TraceID, ProjectVersion: run.ProjectVersion, Adopted: true, Attempts: t.attempts, Sent: t.unresolved}, nil
 		default:
 			t.unresolved = time.Time{}
 			c.forgetPending(t.pend)

@@ -567,7 +567,7 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 	if ev.err == nil {
 		r := ev.res
 		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateTriggered, state.Update{
-			At: now, RunID: r.RunID, RunURL: r.RunURL, TraceID: r.TraceID, Triggered: r.Sent,
+			At: now, RunID: r.RunID, RunURL: r.RunURL, TraceID: r.TraceID, Triggered: r.Sent, ProjectVersion: r.ProjectVersion,
 		}); err != nil {
 			d.log.Error("record triggered", keySlot, f.Slot, keyRun, r.RunID, keyErr, err)
 		}

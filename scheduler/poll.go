@@ -158,7 +158,7 @@ func (d *Daemon) apply(ctx context.Context, r state.Slot, s *hexclient.RunStatus
 		}
 	case st == state.StateRunning:
 		if r.State != state.StateRunning {
-			if err := d.cfg.Store.Transition(ctx, r.Key, state.StateRunning, state.Update{At: d.cfg.Clock.Now(), Started: s.StartTime}); err != nil {
+			if err := d.cfg.Store.Transition(ctx, r.Key, state.StateRunning, state.Update{At: d.cfg.Clock.Now(), Started: s.StartTime, ProjectVersion: s.ProjectVersion}); err != nil {
 				d.log.Error("record running", keySlot, r.Key, keyErr, err)
 				return
 			}
@@ -175,13 +175,14 @@ func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason s
 	now := d.cfg.Clock.Now()
 	at := now
 	var elapsed time.Duration
+	var version string
 	if s != nil {
 		if !s.EndTime.IsZero() {
 			at = s.EndTime
 		}
-		elapsed = s.Elapsed
+		elapsed, version = s.Elapsed, s.ProjectVersion
 	}
-	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Ended: at, Elapsed: elapsed}); err != nil {
+	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Ended: at, Elapsed: elapsed, ProjectVersion: version}); err != nil {
 		d.log.Error("record run end", keySlot, r.Key, keyErr, err)
 		return
 	}

@@ -80,7 +80,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		}
 		if err := d.cfg.Store.Transition(wctx, p.Key, state.StateTriggered, state.Update{
 			At: c.Now(), RunID: run.RunID, RunURL: run.RunURL, TraceID: run.TraceID, Triggered: triggered,
-			Reason: "adopted after reconcile",
+			Reason: "adopted after reconcile", ProjectVersion: run.ProjectVersion,
 		}); err != nil {
 			d.log.Error("record adopted run", keySlot, p.Key, keyErr, err)
 			return

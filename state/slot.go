@@ -101,8 +101,11 @@ type Slot struct {
 	Started     time.Time         // run start as Hex reports it
 	Ended       time.Time         // run end as Hex reports it (or when hexcron settled it)
 	Elapsed     time.Duration     // run duration as Hex reports it
-	Created     time.Time         // row created
-	Updated     time.Time         // row last changed
+	// ProjectVersion is the published version of the Hex project the run executed
+	// (Hex's projectVersion, kept as text); "" until Hex reports it.
+	ProjectVersion string
+	Created        time.Time // row created
+	Updated        time.Time // row last changed
 }
 
 // Update carries the fields a Transition sets besides the state. Zero fields leave the
@@ -118,6 +121,8 @@ type Update struct {
 	Started   time.Time     // run start
 	Ended     time.Time     // run end
 	Elapsed   time.Duration // run duration
+	// ProjectVersion is Hex's projectVersion of the run.
+	ProjectVersion string
 }
 
 func (u Update) validate() error {
