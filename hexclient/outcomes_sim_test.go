@@ -357,9 +357,22 @@ func TestOutcomesEndToEnd(t *testing.T) {
 		})
 	})
 
-	t.Run("422 unknown input", func(t *testing.T) {
+	// Hex documents that unknown inputs are ignored (the sim's default: the run is
+	// created); the choice RejectUnknownInputs answers 422 {invalid, notFound}, a
+	// permanent failure.
+	t.Run("unknown input ignored (documented)", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := newSimEnv(t, hexsim.Config{Projects: []hexsim.Project{{ID: projA, Title: "Daily", Published: true, Inputs: []string{"region"}}}}, nil)
+			got, err := e.trigger("s@1", projA, hexclient.RunRequest{InputParams: map[string]any{"colour": "red"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantOneRun(t, e, got)
+		})
+	})
+	t.Run("422 unknown input (choice RejectUnknownInputs)", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newSimEnv(t, hexsim.Config{RejectUnknownInputs: true, Projects: []hexsim.Project{{ID: projA, Title: "Daily", Published: true, Inputs: []string{"region"}}}}, nil)
 			got, err := e.trigger("s@1", projA, hexclient.RunRequest{InputParams: map[string]any{"colour": "red"}})
 			var ae *hexclient.APIError
 			if got != nil || !errors.As(err, &ae) || ae.Status != 422 || ae.Class != hexclient.ClassPermanent ||
