@@ -44,6 +44,8 @@ type Config struct {
 	Grace time.Duration
 	// HistoryAge is how long slot history is kept (default 90 days; 0 keeps it).
 	HistoryAge time.Duration
+	// NoPreflight turns off the preflight (Check) at start and on reload.
+	NoPreflight bool
 }
 
 // Daemon is the scheduling loop. Run it once.
@@ -64,6 +66,8 @@ type Daemon struct {
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
 	stopping   bool // shutdown has begun: start nothing new
+
+	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -180,6 +184,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.cfg.Notifier.Notify("READY=1")
 	d.notifyStatus(ctx, now)
 	d.log.Info("hexcron running", "schedules", len(conf.Schedules), "horizon", d.cfg.Horizon, "firings_planned", len(d.plan))
+	d.startPreflight(ctx, conf)
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
@@ -255,6 +260,9 @@ func (d *Daemon) Healthy() error {
 func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	d.cfg.Notifier.Notify("STOPPING=1")
 	d.stopping = true
+	if d.stopPreflight != nil {
+		d.stopPreflight()
+	}
 	ctx := context.Background()
 	n := len(d.inflight)
 	d.log.Info("stopping: no new triggers", "in_flight", n)
@@ -304,6 +312,8 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.mu.Unlock()
 	d.cfg.Metrics.ObserveReload(true)
 	d.log.Info("reloaded", "schedules", len(conf.Schedules))
+	d.cfg.Hex.ReleaseHolds() // "fix access, then reload": the next request to each project tells
+	d.startPreflight(ctx, conf)
 	d.replan(ctx, d.cfg.Clock.Now())
 }
 
@@ -596,6 +606,9 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 		return
 	}
 	d.nextReplan = time.Time{}
+	if d.outcomeOfHex(ctx, f, ev.err, now) {
+		return
+	}
 	var apiErr *hexclient.APIError
 	var dlErr *hexclient.DeadlineError
 	switch {

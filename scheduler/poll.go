@@ -126,7 +126,7 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 			}
 		} else if ctx.Err() != nil {
 			return
-		} else {
+		} else if !heldQuietly(err) {
 			d.log.Warn("poll: list runs", keyProject, project, keyErr, err)
 		}
 	}
@@ -141,7 +141,9 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 			d.end(ctx, first, state.StateUnknown, "hex answered 404 for the run: "+apiErr.Reason, nil)
 			return
 		}
-		d.log.Warn("poll: run status", keySchedule, first.Schedule, keySlot, first.Key, keyRun, first.RunID, keyErr, err)
+		if !heldQuietly(err) {
+			d.log.Warn("poll: run status", keySchedule, first.Schedule, keySlot, first.Key, keyRun, first.RunID, keyErr, err)
+		}
 		return
 	}
 	d.apply(ctx, first, s, warned)
@@ -211,7 +213,7 @@ func (d *Daemon) timeout(ctx context.Context, r state.Slot, timeout time.Duratio
 	if err := d.cfg.Hex.CancelRun(ctx, projectOf(d.config(), r), r.RunID); err != nil {
 		var apiErr *hexclient.APIError
 		if !(errors.As(err, &apiErr) && apiErr.Status == 404) {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !heldQuietly(err) {
 				d.log.Warn("timeout: cancel failed; will retry", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
 			}
 			return
@@ -254,4 +256,11 @@ func stateOfStatus(status string) (state.State, bool) {
 		return state.StateUnableToAllocate, true
 	}
 	return "", false
+}
+
+// heldQuietly reports whether err is a request to a project held after a 403 that was
+// not sent: the hold logged its ERROR once; each poll it holds back needs no line.
+func heldQuietly(err error) bool {
+	var refused *hexclient.ProjectRefusedError
+	return errors.As(err, &refused) && !refused.Sent
 }
