@@ -179,13 +179,12 @@ func (c *Client) refuse(log *slog.Logger, project string, apiErr *APIError, at t
 	e := h.err(project, true, first)
 	c.mu.Unlock()
 	c.obs.OnHold("forbidden", e.NextProbe)
-	what := "reads of it"
+	what, fix := "reads of it", "share the project with the token's user, or give the token the \"Read projects\" scope, then reload"
 	if run {
-		what = "runs of it"
+		what, fix = "runs of it", "share the project with the token's user with permission to run it, or give the token the \"Run projects\" scope, then reload"
 	}
 	if first {
-		log.Error("Hex refused "+what+" (403): only this project is held; no request to it until one probe an hour. "+
-			"Share the project with the token's user (with permission to run it), or give the token the \"Run projects\" scope, then reload",
+		log.Error("Hex refused "+what+" (403): only this project is held; no request to it until one probe an hour. To fix: "+fix,
 			KeyStatus, apiErr.Status, KeyErr, apiErr, KeyTraceID, apiErr.TraceID, "next_probe", e.NextProbe)
 	} else {
 		log.Warn("Hex still refuses the project (403); it stays held", KeyErr, apiErr,
