@@ -109,7 +109,7 @@ func Check(ctx context.Context, conf *planner.Config, hex CheckClient, opts Chec
 		pr := &projectResult{}
 		results[s.Project] = pr
 		if !r.Token.OK {
-			pr.fail = "not checked: " + r.Token.Message
+			pr.fail = "not checked: the base URL or the token failed (see the token line)"
 			continue
 		}
 		p, err := hex.GetProject(ctx, s.Project)
