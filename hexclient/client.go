@@ -69,7 +69,7 @@ type Config struct {
 	// KernelBackoff is how long a 503 (kernel cap) holds triggers unless KernelFreed
 	// is called first (default 30s..10m).
 	KernelBackoff Backoff
-	// AuthBackoff paces the probes while triggering is paused on 401/403 (default 5s..2m).
+	// AuthBackoff paces the probes while triggering is paused on a 401 (default 5s..2m).
 	AuthBackoff Backoff
 	// ReconcilePages is how many pages of a project's runs a reconcile reads at most
 	// when it has to read the whole listing (default 50: 5,000 runs of 100 a page). A

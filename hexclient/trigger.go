@@ -533,8 +533,8 @@ func (c *Client) pauseAuth(log *slog.Logger, e *APIError) {
 		return
 	}
 	c.obs.OnHold("auth", time.Time{})
-	log.Error("Hex refused the API token (401: the token is revoked, expired or wrong, or hex.base_url is not your workspace's region or tenant, "+
-		"e.g. app.hex.tech for an EU or single-tenant workspace); triggering is paused. Rotate the token: a token file is re-read on every request, "+
+	log.Error("Hex refused the API token; triggering is paused. The token is revoked, expired or wrong, or hex.base_url is not your workspace's "+
+		"region or tenant (an EU or single-tenant workspace is not reached through app.hex.tech). Rotate the token: a token file is re-read on every request, "+
 		"so writing the new token there is enough; a systemd credential (LoadCredential= hex-token) is copied when the service starts, "+
 		"so write it and run `systemctl restart hexcron` (a reload does not re-read it). "+
 		"Triggering resumes by itself once a read with the token succeeds",
