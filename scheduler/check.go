@@ -274,9 +274,9 @@ func logCheck(log *slog.Logger, r *CheckReport) {
 	for _, k := range order {
 		schedules := named[k]
 		sort.Strings(schedules)
-		msg := "preflight: project " + k.msg
+		msg := "preflight: " + k.msg
 		if k.level == "problem" {
-			msg = "preflight: its triggers would fail: project " + k.msg
+			msg = "preflight: the project's triggers would fail: " + k.msg
 		}
 		log.Warn(msg, keyProject, k.project, "schedules", strings.Join(schedules, ","))
 	}

@@ -301,11 +301,11 @@ schedules:
 		stop()
 		logs := s.logs.String()
 		for _, want := range []string{
-			`msg="preflight: its triggers would fail: project does not exist (404 from Hex)`,
+			`msg="preflight: the project's triggers would fail: does not exist (404 from Hex)`,
 			`project=` + prjMissing + ` schedules=missing`,
-			`msg="preflight: its triggers would fail: project not visible to the token's user (403 from Hex`,
+			`msg="preflight: the project's triggers would fail: not visible to the token's user (403 from Hex`,
 			`project=` + prjRefused + ` schedules=private`,
-			`msg="preflight: its triggers would fail: project never published`,
+			`msg="preflight: the project's triggers would fail: never published`,
 			`project=` + prjDraft + ` schedules=draft,draft-too`,
 		} {
 			if !strings.Contains(logs, want) {
