@@ -124,6 +124,10 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 		fmt.Fprintf(e.stderr, "hexcron trigger: no schedule %q in %s (it has: %s)\n", name, conf.File, strings.Join(names, ", "))
 		return exitUsage
 	}
+	if s.View != "" && len(f.params) > 0 {
+		fmt.Fprintf(e.stderr, "hexcron trigger: schedule %s runs the saved view %s: --param cannot be combined with it (Hex refuses viewId together with inputParams)\n", s.Name, s.View)
+		return exitUsage
+	}
 	matrix, inputs, err := manualInputs(s, f.params)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "hexcron trigger: %v\n", err)
@@ -292,6 +296,9 @@ func (t *manualTrigger) notTriggered(key string, err error) int {
 		// An attempt's outcome is unknown: leave the slot triggering; the daemon's
 		// recovery reconciles it with Hex's run list.
 		return fail(e.stderr, "trigger", fmt.Errorf("%w; an attempt's outcome is unknown: slot %s stays triggering until the daemon reconciles it", err, key))
+	case errors.Is(err, hexclient.ErrUnresolved):
+		// Hex may have run it: never "not triggered", never sent again.
+		to, reason = state.StateUnknown, "the trigger's outcome is unknown: "+err.Error()
 	case errors.As(err, &apiErr):
 		reason = apiErr.Error()
 	}
