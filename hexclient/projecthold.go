@@ -14,9 +14,12 @@ import (
 //
 //   - The request that got the 403 fails with Hex's reason and trace id (a
 //     *ProjectRefusedError wrapping the *APIError); nothing else pauses.
-//   - The project is held: no request to it is sent until its next probe, one
-//     Config.ForbiddenProbe (1h) after the 403. A Trigger or a read of a held project
-//     fails at once with a *ProjectRefusedError that says so (Sent false). RunProject
+//   - The project is held: no request of the refused kind (a RunProject or CancelRun
+//     after a RunProject's or CancelRun's 403; a read after a read's 403) is sent until
+//     its next probe, one Config.ForbiddenProbe (1h) after the 403. Such a request
+//     fails at once with a *ProjectRefusedError that says so (Sent false). A read's 403
+//     does not hold RunProject: it cannot tell a project not shared from a token
+//     without the "Read projects" scope, which may still run it. RunProject
 //     requests to one project are serialised (see reserveProject), so a refusing
 //     project sees at most its first request and one probe an hour: at most 2
 //     RunProject requests in any hour.
@@ -106,8 +109,10 @@ func (h *projectHold) err(project string, sent, first bool) *ProjectRefusedError
 
 // reserveProject admits one RunProject request to project at now, under the client's
 // lock: busy when another request to it is in flight or an ambiguous attempt on it is
-// unresolved (wait and ask again); a *ProjectRefusedError when it is held and no probe
-// is due. Otherwise the request counts as in flight (release it with releaseProject if
+// unresolved (wait and ask again); a *ProjectRefusedError when its runs are held (a
+// RunProject or CancelRun got 403) and no probe is due. A read's 403 holds only reads:
+// it cannot tell a project not shared from a token without the "Read projects" scope,
+// which may still run it. Otherwise the request counts as in flight (release it with releaseProject if
 // it is not sent, or endInflight once its answer is handled).
 func (c *Client) reserveProject(project string, now time.Time) (busy bool, refused *ProjectRefusedError) {
 	c.mu.Lock()
@@ -115,7 +120,7 @@ func (c *Client) reserveProject(project string, now time.Time) (busy bool, refus
 	if c.inflight[project] > 0 || c.hasPendingLocked(project) {
 		return true, nil
 	}
-	if h := c.holds[project]; h != nil {
+	if h := c.holds[project]; h != nil && h.run {
 		if now.Before(h.probeAt) {
 			return false, h.err(project, false, false)
 		}
