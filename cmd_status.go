@@ -25,12 +25,18 @@ ledger's recent attempts, as the daemon plans it. Without one, the schedules are
 the database knows, the next firing is the earliest slot recorded as planned, and the
 rules are Hex's defaults (20/1m, 60/1h).
 
+A schedule the database knows but the config does not (a reload removed it) is marked
+"(removed)"; its runs still going are tracked by the daemon to their end. Every run of
+a schedule still going besides the last one gets a line of its own.
+
 Times are shown in the config's default timezone (UTC without a config). --json prints
 one object (times RFC 3339 in UTC, null when unset):
-  {"now", "schedules": [{"name", "last": {"slot", "kind", "state", "nominal",
-   "triggered", "elapsed_seconds", "run_id", "run_url", "reason"} or null,
+  {"now", "schedules": [{"name", "removed" (true: not in the config),
+   "last": RUN or null, "in_flight": [RUN, ...] (runs still going besides last),
    "next": RFC3339 or null}],
    "budget": [{"rule": "60/1h", "used", "limit" (limit minus reserve), "reserve"}]}
+  where RUN is {"slot", "kind", "state", "nominal", "triggered", "elapsed_seconds",
+   "run_id", "run_url", "reason"}
 
 Flags:
 `
@@ -49,8 +55,10 @@ type statusReport struct {
 
 type scheduleStatus struct {
 	Name        string
-	Last        *state.Slot // nil: never past planned
-	NextPlanned time.Time   // zero: none known
+	Removed     bool         // in the database but not in the config
+	Last        *state.Slot  // nil: never past planned
+	InFlight    []state.Slot // runs not ended besides Last, oldest first
+	NextPlanned time.Time    // zero: none known
 	NextNominal time.Time
 }
 
@@ -152,10 +160,20 @@ func buildStatus(ctx context.Context, db *state.DB, conf *planner.Config, now ti
 	}
 	sort.Strings(extra)
 	names = append(names, extra...)
+	active, err := db.ActiveRuns(ctx) // by planned time: oldest first
+	if err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		st := scheduleStatus{Name: n, NextPlanned: next[n].NextPlanned, NextNominal: next[n].NextNominal}
+		st.Removed = conf != nil && conf.Schedule(n) == nil
 		if s, ok := last[n]; ok {
 			st.Last = &s
+		}
+		for _, r := range active {
+			if r.Schedule == n && (st.Last == nil || r.Key != st.Last.Key) {
+				st.InFlight = append(st.InFlight, r)
+			}
 		}
 		rep.Schedules = append(rep.Schedules, st)
 	}
@@ -251,21 +269,13 @@ func writeStatusTable(w io.Writer, rep *statusReport) error {
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "SCHEDULE\tLAST NOMINAL\tSTATE\tTRIGGERED\tELAPSED\tNEXT\tRUN URL\tREASON")
 		for _, s := range rep.Schedules {
+			name := s.Name
+			if s.Removed {
+				name += " (removed)"
+			}
 			nominal, st, trig, el, url, reason := "-", "never run", "-", "-", "-", "-"
 			if l := s.Last; l != nil {
-				nominal = fmtTime(l.Nominal, rep.Loc)
-				st = string(l.State)
-				if l.Kind != "" && l.Kind != state.KindScheduled {
-					st += " (" + string(l.Kind) + ")"
-				}
-				trig = fmtTimeNear(l.Triggered, l.Nominal, rep.Loc)
-				if d, live := slotElapsed(*l, rep.Now); d > 0 {
-					el = fmtElapsed(d)
-					if live {
-						el += " so far"
-					}
-				}
-				url, reason = dash(l.RunURL), oneLine(l.Reason)
+				nominal, st, trig, el, url, reason = slotColumns(*l, rep)
 			}
 			next := "-"
 			if !s.NextPlanned.IsZero() {
@@ -274,7 +284,11 @@ func writeStatusTable(w io.Writer, rep *statusReport) error {
 					next += " (+" + fmtElapsed(shift) + ")"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, nominal, st, trig, el, next, url, reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, nominal, st, trig, el, next, url, reason)
+			for _, r := range s.InFlight {
+				nominal, st, trig, el, url, reason := slotColumns(r, rep)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, nominal, st, trig, el, "-", url, reason)
+			}
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -295,6 +309,24 @@ func writeStatusTable(w io.Writer, rep *statusReport) error {
 	return tw.Flush()
 }
 
+// slotColumns is how the status table shows one slot: nominal, state, triggered,
+// elapsed, run URL and reason.
+func slotColumns(l state.Slot, rep *statusReport) (nominal, st, trig, el, url, reason string) {
+	nominal = fmtTime(l.Nominal, rep.Loc)
+	st = string(l.State)
+	if l.Kind != "" && l.Kind != state.KindScheduled {
+		st += " (" + string(l.Kind) + ")"
+	}
+	trig, el = fmtTimeNear(l.Triggered, l.Nominal, rep.Loc), "-"
+	if d, live := slotElapsed(l, rep.Now); d > 0 {
+		el = fmtElapsed(d)
+		if live {
+			el += " so far"
+		}
+	}
+	return nominal, st, trig, el, dash(l.RunURL), oneLine(l.Reason)
+}
+
 // statusJSON is the documented --json shape of status.
 type statusJSON struct {
 	Now       *string              `json:"now"`
@@ -303,9 +335,11 @@ type statusJSON struct {
 }
 
 type scheduleStatusJSON struct {
-	Name string       `json:"name"`
-	Last *lastRunJSON `json:"last"`
-	Next *string      `json:"next"`
+	Name     string        `json:"name"`
+	Removed  bool          `json:"removed"`
+	Last     *lastRunJSON  `json:"last"`
+	InFlight []lastRunJSON `json:"in_flight"`
+	Next     *string       `json:"next"`
 }
 
 type lastRunJSON struct {
@@ -327,15 +361,23 @@ type budgetJSON struct {
 	Reserve int    `json:"reserve"`
 }
 
+func runJSON(l state.Slot, now time.Time) lastRunJSON {
+	d, _ := slotElapsed(l, now)
+	return lastRunJSON{Slot: l.Key, Kind: string(l.Kind), State: string(l.State),
+		Nominal: jsonTime(l.Nominal), Triggered: jsonTime(l.Triggered), ElapsedSeconds: jsonSeconds(d),
+		RunID: l.RunID, RunURL: l.RunURL, Reason: l.Reason}
+}
+
 func writeStatusJSON(w io.Writer, rep *statusReport) error {
 	out := statusJSON{Now: jsonTime(rep.Now), Schedules: []scheduleStatusJSON{}, Budget: []budgetJSON{}}
 	for _, s := range rep.Schedules {
-		j := scheduleStatusJSON{Name: s.Name, Next: jsonTime(s.NextPlanned)}
+		j := scheduleStatusJSON{Name: s.Name, Removed: s.Removed, InFlight: []lastRunJSON{}, Next: jsonTime(s.NextPlanned)}
 		if l := s.Last; l != nil {
-			d, _ := slotElapsed(*l, rep.Now)
-			j.Last = &lastRunJSON{Slot: l.Key, Kind: string(l.Kind), State: string(l.State),
-				Nominal: jsonTime(l.Nominal), Triggered: jsonTime(l.Triggered), ElapsedSeconds: jsonSeconds(d),
-				RunID: l.RunID, RunURL: l.RunURL, Reason: l.Reason}
+			r := runJSON(*l, rep.Now)
+			j.Last = &r
+		}
+		for _, r := range s.InFlight {
+			j.InFlight = append(j.InFlight, runJSON(r, rep.Now))
 		}
 		out.Schedules = append(out.Schedules, j)
 	}

@@ -142,6 +142,46 @@ func fillFixtureDB(t *testing.T) string {
 	return path
 }
 
+// fillStatusFixtureDB is fillFixtureDB plus, for status, a schedule removed from the
+// config while one of its runs was going.
+func fillStatusFixtureDB(t *testing.T) string {
+	t.Helper()
+	path := fillFixtureDB(t)
+	ctx := context.Background()
+	db, err := state.Open(ctx, path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// legacy-export: removed from the config by a reload at 10:12 while its 10:05 run
+	// was going (still tracked: the row carries its project and timeout) and its 10:10
+	// firing was queued behind that run.
+	const legacy = "66666666-7777-4888-8999-aaaaaaaaaaaa"
+	const legacyRun = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f0040"
+	legacySlot := "legacy-export@2026-03-02T10:05:00Z"
+	_, err = db.PlanSlot(ctx, state.Slot{Key: legacySlot, Project: legacy, Timeout: time.Hour}, at("10:05:00"))
+	must(err)
+	id, _, err := db.Admit(ctx, at("10:05:01"), at("08:05:01"), legacySlot, func([]state.Attempt) time.Duration { return 0 })
+	must(err)
+	must(db.Complete(ctx, id, at("10:05:01.400")))
+	must(db.Transition(ctx, legacySlot, state.StateTriggered, state.Update{At: at("10:05:02"),
+		RunID: legacyRun, RunURL: runURL(legacy, legacyRun), Triggered: at("10:05:01")}))
+	must(db.Transition(ctx, legacySlot, state.StateRunning, state.Update{At: at("10:05:15"), Started: at("10:05:03")}))
+	_, err = db.PlanSlot(ctx, state.Slot{Key: "legacy-export@2026-03-02T10:10:00Z",
+		Reason: "overlap queue: waits for run " + legacyRun + " to end"}, at("10:10:00"))
+	must(err)
+	must(db.SkipSlot(ctx, state.Slot{Key: "legacy-export@2026-03-02T10:10:00Z"},
+		"queued when a reload removed its schedule from the config", at("10:12:00")))
+
+	return path
+}
+
 // testEnv is an env with a fixed clock, no Hex token and no default config file.
 func testEnv(t *testing.T, now time.Time, vars map[string]string) (*env, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
@@ -179,7 +219,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestStatusGolden(t *testing.T) {
-	dbPath := fillFixtureDB(t)
+	dbPath := fillStatusFixtureDB(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -205,7 +245,7 @@ func TestStatusGolden(t *testing.T) {
 // TestStatusJSONFields parses status --json and checks it field by field against what
 // the fixture wrote, with and without the config.
 func TestStatusJSONFields(t *testing.T) {
-	dbPath := fillFixtureDB(t)
+	dbPath := fillStatusFixtureDB(t)
 	type last struct {
 		Slot           string   `json:"slot"`
 		Kind           string   `json:"kind"`
@@ -220,9 +260,11 @@ func TestStatusJSONFields(t *testing.T) {
 	type doc struct {
 		Now       string `json:"now"`
 		Schedules []struct {
-			Name string  `json:"name"`
-			Last *last   `json:"last"`
-			Next *string `json:"next"`
+			Name     string  `json:"name"`
+			Removed  bool    `json:"removed"`
+			Last     *last   `json:"last"`
+			InFlight []last  `json:"in_flight"`
+			Next     *string `json:"next"`
 		} `json:"schedules"`
 		Budget []struct {
 			Rule    string `json:"rule"`
@@ -262,10 +304,29 @@ func TestStatusJSONFields(t *testing.T) {
 			names = append(names, s.Name)
 		}
 		// Config order, then what only the database knows.
-		if got := strings.Join(names, ","); got != "revenue-dashboard,regional-report,ticker,nightly,old-report" {
+		if got := strings.Join(names, ","); got != "revenue-dashboard,regional-report,ticker,nightly,legacy-export,old-report" {
 			t.Fatalf("schedules = %s", got)
 		}
-		rev, reg, tick, night, old := d.Schedules[0], d.Schedules[1], d.Schedules[2], d.Schedules[3], d.Schedules[4]
+		rev, reg, tick, night, legacy, old := d.Schedules[0], d.Schedules[1], d.Schedules[2], d.Schedules[3], d.Schedules[4], d.Schedules[5]
+		for i, s := range d.Schedules {
+			if want := i >= 4; s.Removed != want {
+				t.Errorf("%s removed = %v, want %v", s.Name, s.Removed, want)
+			}
+			if s.InFlight == nil {
+				t.Errorf("%s in_flight is null, want a list", s.Name)
+			}
+			if len(s.InFlight) > 0 && s.Name != "legacy-export" {
+				t.Errorf("%s in_flight = %+v, want none", s.Name, s.InFlight)
+			}
+		}
+		// The removed schedule's run still going is listed besides its last slot.
+		if l := legacy.Last; l == nil || l.State != "skipped" || l.Reason != "queued when a reload removed its schedule from the config" {
+			t.Errorf("legacy-export last = %+v", l)
+		}
+		if f := legacy.InFlight; len(f) != 1 || f[0].Slot != "legacy-export@2026-03-02T10:05:00Z" || f[0].State != "running" ||
+			f[0].RunID != "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f0040" || f[0].ElapsedSeconds == nil || *f[0].ElapsedSeconds != 597 {
+			t.Errorf("legacy-export in_flight = %+v", f)
+		}
 		if l := rev.Last; l == nil || l.Slot != "revenue-dashboard@2026-03-02T10:00:00Z" || l.State != "completed" ||
 			l.Kind != "scheduled" || str(l.Nominal) != "2026-03-02T10:00:00Z" || str(l.Triggered) != "2026-03-02T10:00:07Z" ||
 			l.ElapsedSeconds == nil || *l.ElapsedSeconds != 252.5 || l.RunID != "9c1d0e8e-0a53-4b67-8f4f-0c2a6b2f9002" ||
@@ -305,9 +366,9 @@ func TestStatusJSONFields(t *testing.T) {
 		if old.Next != nil {
 			t.Errorf("old-report (not in the config) next = %s", *old.Next)
 		}
-		// Sent in (10:14, 10:15]: 10:14:30. In (09:15, 10:15]: 09:20, 10:00:07, 10:00:12, 10:10:02, 10:14:30.
+		// Sent in (10:14, 10:15]: 10:14:30. In (09:15, 10:15]: 09:20, 10:00:07, 10:00:12, 10:05:01, 10:10:02, 10:14:30.
 		if len(d.Budget) != 2 || d.Budget[0].Rule != "20/1m" || d.Budget[0].Used != 1 || d.Budget[0].Limit != 20 ||
-			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 5 || d.Budget[1].Limit != 50 || d.Budget[1].Reserve != 10 {
+			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 6 || d.Budget[1].Limit != 50 || d.Budget[1].Reserve != 10 {
 			t.Errorf("budget = %+v", d.Budget)
 		}
 	})
@@ -320,11 +381,17 @@ func TestStatusJSONFields(t *testing.T) {
 			names = append(names, s.Name)
 			next[s.Name] = str(s.Next)
 		}
-		if got := strings.Join(names, ","); got != "nightly,old-report,regional-report,revenue-dashboard,ticker" {
+		if got := strings.Join(names, ","); got != "legacy-export,nightly,old-report,regional-report,revenue-dashboard,ticker" {
 			t.Fatalf("schedules = %s", got)
 		}
+		// Without a config, nothing is known to be removed.
+		for _, s := range d.Schedules {
+			if s.Removed {
+				t.Errorf("%s marked removed without a config", s.Name)
+			}
+		}
 		// The next slots recorded as planned, at their planned instants.
-		want := map[string]string{"nightly": "null", "old-report": "null", "regional-report": "null",
+		want := map[string]string{"legacy-export": "null", "nightly": "null", "old-report": "null", "regional-report": "null",
 			"revenue-dashboard": "2026-03-02T11:00:00Z", "ticker": "2026-03-02T10:20:05Z"}
 		for n, w := range want {
 			if next[n] != w {
@@ -332,7 +399,7 @@ func TestStatusJSONFields(t *testing.T) {
 			}
 		}
 		if len(d.Budget) != 2 || d.Budget[0].Rule != "20/1m" || d.Budget[0].Used != 1 ||
-			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 5 || d.Budget[1].Limit != 60 {
+			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 6 || d.Budget[1].Limit != 60 {
 			t.Errorf("default rules budget = %+v", d.Budget)
 		}
 	})

@@ -227,8 +227,10 @@ func (t *manualTrigger) run(ctx context.Context, matrix map[string]string, input
 		now = e.now()
 		nominal := now.UTC().Truncate(time.Second)
 		key = planner.SlotKey(s.Name, nominal, nil) + "+manual"
+		// The project and timeout go on the row: the daemon tracks the run (and cancels it
+		// at the timeout) even if a reload removes the schedule.
 		created, err := t.db.PlanSlot(ctx, state.Slot{Key: key, Schedule: s.Name, Nominal: nominal, Planned: nominal,
-			Matrix: matrix, Kind: state.KindManual}, now)
+			Matrix: matrix, Kind: state.KindManual, Project: s.Project, Timeout: s.Timeout}, now)
 		if err != nil {
 			return fail(e.stderr, "trigger", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"hexcron/hexclient/hexsim"
+	"hexcron/planner"
 	"hexcron/state"
 )
 
@@ -151,7 +152,7 @@ func openTestDB(t *testing.T, path string) *state.DB {
 
 // TestTriggerLoopback triggers one run against hexsim over real loopback HTTP and
 // checks Hex's side (one run, the params sent) and the database's (the manual slot
-// triggered with the run id, one ledger attempt).
+// triggered with the run id, its project and timeout, one ledger attempt).
 func TestTriggerLoopback(t *testing.T) {
 	sim, rec, conf, dbPath := triggerSetup(t, hexsim.Config{Tokens: []string{"hxtp_test"}}, "[{limit: 20, per: 1m}, {limit: 60, per: 1h}]")
 	e, out, errb := realEnv(t, "hxtp_test")
@@ -202,6 +203,10 @@ func TestTriggerLoopback(t *testing.T) {
 	if s.State != state.StateTriggered || s.Kind != state.KindManual || s.RunID != runs[0].ID || s.RunURL != f["url"] ||
 		s.Attempts != 1 || s.Triggered.IsZero() || s.Nominal.Before(start.Truncate(time.Second)) {
 		t.Errorf("slot row = %+v", s)
+	}
+	// What the daemon needs to track the run whatever happens to the schedule.
+	if s.Project != triggerProject || s.Timeout != planner.DefaultTimeout {
+		t.Errorf("slot records project %q timeout %s; want %s and the schedule's %s", s.Project, s.Timeout, triggerProject, planner.DefaultTimeout)
 	}
 	atts, err := db.Attempts(context.Background(), start.Add(-time.Minute))
 	if err != nil {

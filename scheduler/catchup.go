@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"hexcron/planner"
@@ -95,6 +96,9 @@ func (d *Daemon) sweepPlanned(ctx context.Context, now time.Time) error {
 		}
 		if _, ok := d.extra[p.Key]; ok {
 			continue
+		}
+		if strings.HasPrefix(p.Reason, queuedReason) {
+			continue // a queued firing: restoreQueued decides
 		}
 		window := maxWindow(conf)
 		if s := scheduleNamed(conf, p.Schedule); s != nil {

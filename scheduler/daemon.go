@@ -80,9 +80,11 @@ type Daemon struct {
 type event interface{}
 
 type triggerDone struct {
-	f   planner.Firing
-	res *hexclient.Triggered
-	err error
+	f       planner.Firing
+	project string        // the Hex project it was triggered in
+	timeout time.Duration // the schedule's timeout when it was triggered
+	res     *hexclient.Triggered
+	err     error
 }
 
 type runEnded struct{ series string }
@@ -166,6 +168,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err := d.recoverSlots(ctx, trigCtx, now); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
+	d.pinRuns(ctx, conf, now)
 	if err := d.catchUp(ctx, lastAlive, now); err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
@@ -173,6 +176,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		return fmt.Errorf("catch up: %w", err)
 	}
 	if err := d.thinOpenWindows(ctx, now); err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	if err := d.restoreQueued(ctx, lastAlive, now); err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
 	// Only now that every missed slot has a row: a process killed before this point
@@ -278,8 +284,9 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 		}
 	}
 	d.wg.Wait()
-	for _, f := range d.queued {
-		d.log.Info("queued firing dropped at stop; the next start catches it up if recent", keySlot, f.Slot)
+	for _, f := range sortedFirings(d.queued) {
+		d.log.Info("queued firing left planned at stop", keySchedule, f.Schedule, keySlot, f.Slot,
+			keyReason, "the next start queues it again if it is back within the schedule's catchup")
 	}
 	if err := d.cfg.Store.SetHeartbeat(ctx, d.cfg.Clock.Now()); err != nil {
 		d.log.Error("write heartbeat", keyErr, err)
@@ -307,6 +314,8 @@ func (d *Daemon) reload(ctx context.Context) {
 	for _, w := range conf.Warnings {
 		d.log.Warn("config warning", keyErr, w.String())
 	}
+	now := d.cfg.Clock.Now()
+	d.pinRuns(ctx, d.config(), now) // runs the new config may no longer describe keep the old one's project and timeout
 	d.mu.Lock()
 	d.conf = conf
 	d.mu.Unlock()
@@ -314,7 +323,8 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.log.Info("reloaded", "schedules", len(conf.Schedules))
 	d.cfg.Hex.ReleaseHolds() // "fix access, then reload": the next request to each project tells
 	d.startPreflight(ctx, conf)
-	d.replan(ctx, d.cfg.Clock.Now())
+	d.requeue(ctx, conf, now)
+	d.replan(ctx, now)
 }
 
 // replan rebuilds the plan from now, counting the ledger's recent attempts (this and
@@ -331,6 +341,10 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 	if err != nil {
 		d.log.Error("replan: read slots", keyErr, err)
 		return
+	}
+	waiting := make(map[string]bool, len(d.queued))
+	for _, f := range d.queued {
+		waiting[f.Slot] = true
 	}
 	extra := make([]planner.Firing, 0, len(d.extra))
 	for _, f := range d.extra {
@@ -352,6 +366,9 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 			}
 			if _, ok := d.held[slot]; ok {
 				return true
+			}
+			if waiting[slot] {
+				return true // queued: it fires when the run it waits for ends, not by the plan
 			}
 			return handled[slot]
 		},
@@ -429,6 +446,9 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if _, ok := d.inflight[f.Slot]; ok {
 		return
 	}
+	if q, ok := d.queued[seriesOf(f)]; ok && q.Slot == f.Slot {
+		return // it is the firing that waits
+	}
 	conf := d.config()
 	s := conf.Schedule(f.Schedule)
 	if s == nil {
@@ -452,6 +472,14 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 			mine = append(mine, state.Slot{Key: g.Slot, Schedule: g.Schedule, RunID: beingTriggered})
 		}
 	}
+	if _, waits := d.queued[series]; waits && len(mine) == 0 && trigCtx != nil {
+		// A firing waits for a run that ended without its end reaching the queue (recorded
+		// by `hexcron trigger --wait`, or a trigger settled by recovery): it goes first,
+		// then f meets it.
+		d.dequeue(ctx, trigCtx, series, "nothing left to wait for")
+		d.dispatch(ctx, trigCtx, f, now)
+		return
+	}
 	if len(mine) > 0 {
 		_, isQueued := d.queued[series]
 		act, reason := decideOverlap(s.Overlap, len(mine), isQueued, mine[0].RunID)
@@ -463,7 +491,9 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 			d.queued[series] = f
 			delete(d.extra, f.Slot)
 			d.log.Info("queued", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
-			if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(f, state.KindScheduled), now); err != nil {
+			row := slotOf(f, state.KindScheduled)
+			row.Reason = reason // marks the row queued, for the next start
+			if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
 				d.log.Error("record queued slot", keySlot, f.Slot, keyErr, err)
 			}
 			return
@@ -472,7 +502,7 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 				if r.RunID == beingTriggered {
 					continue
 				}
-				d.replace(ctx, s.Project, r, f)
+				d.replace(ctx, projectOf(conf, r), r, f)
 			}
 		case actFire:
 			d.log.Info("overlap allowed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
@@ -519,7 +549,9 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 	if _, ok := d.extra[f.Slot]; ok && f.Release.After(f.Nominal.Add(s.Window)) {
 		kind = state.KindCatchup
 	}
-	if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(f, kind), now); err != nil {
+	row := slotOf(f, kind)
+	row.Project, row.Timeout = s.Project, s.Timeout
+	if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
 		d.log.Error("record slot", keySlot, f.Slot, keyErr, err)
 		return
 	}
@@ -538,7 +570,7 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 	go func() {
 		defer d.wg.Done()
 		res, err := d.cfg.Hex.Trigger(trigCtx, req)
-		d.events <- triggerDone{f: f, res: res, err: err}
+		d.events <- triggerDone{f: f, project: s.Project, timeout: s.Timeout, res: res, err: err}
 	}()
 }
 
@@ -546,20 +578,13 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	switch ev := ev.(type) {
 	case triggerDone:
-		d.triggered(ctx, ev)
-	case runEnded:
-		if f, ok := d.queued[ev.series]; ok && trigCtx != nil {
-			delete(d.queued, ev.series)
-			s := d.config().Schedule(f.Schedule)
-			if s == nil {
-				return
-			}
-			now := d.cfg.Clock.Now()
-			f.Release, f.Deadline = now, now.Add(s.Window)
-			d.log.Info("dequeued: previous run ended", keySchedule, f.Schedule, keySlot, f.Slot)
-			d.dispatch(ctx, trigCtx, f, now)
+		if noRun := d.triggered(ctx, ev); noRun && trigCtx != nil {
+			// A firing queued behind this trigger waits for nothing now.
+			d.dequeue(ctx, trigCtx, seriesOf(ev.f), "previous trigger created no run")
 		}
+	case runEnded:
 		if trigCtx != nil {
+			d.dequeue(ctx, trigCtx, ev.series, "previous run ended")
 			d.fireDue(ctx, trigCtx, d.cfg.Clock.Now()) // held firings may fit now
 		}
 	case retrigger:
@@ -568,8 +593,30 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	}
 }
 
-// triggered records the outcome of one idempotent trigger.
-func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
+// dequeue dispatches the firing queued on series, if any, now that what it waited for
+// is over; its window starts now.
+func (d *Daemon) dequeue(ctx, trigCtx context.Context, series, why string) {
+	f, ok := d.queued[series]
+	if !ok {
+		return
+	}
+	delete(d.queued, series)
+	now := d.cfg.Clock.Now()
+	s := d.config().Schedule(f.Schedule)
+	if s == nil {
+		// requeue settles this at the reload; this is only the safety net
+		d.skip(ctx, f, "queued when a reload removed its schedule from the config")
+		return
+	}
+	f.Release, f.Deadline = now, now.Add(s.Window)
+	d.log.Info("dequeued: "+why, keySchedule, f.Schedule, keySlot, f.Slot)
+	d.dispatch(ctx, trigCtx, f, now)
+}
+
+// triggered records the outcome of one idempotent trigger. It reports whether the
+// trigger is over without a run (refused, or its window closed), as opposed to a run
+// created or adopted, a stop, or an outcome still to be settled.
+func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 	f := ev.f
 	delete(d.inflight, f.Slot)
 	delete(d.extra, f.Slot)
@@ -577,7 +624,8 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 	if ev.err == nil {
 		r := ev.res
 		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateTriggered, state.Update{
-			At: now, RunID: r.RunID, RunURL: r.RunURL, TraceID: r.TraceID, Triggered: r.Sent, ProjectVersion: r.ProjectVersion,
+			At: now, RunID: r.RunID, RunURL: r.RunURL, TraceID: r.TraceID, Triggered: r.Sent,
+			Project: ev.project, Timeout: ev.timeout, ProjectVersion: r.ProjectVersion,
 		}); err != nil {
 			d.log.Error("record triggered", keySlot, f.Slot, keyRun, r.RunID, keyErr, err)
 		}
@@ -607,7 +655,7 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 	}
 	d.nextReplan = time.Time{}
 	if d.outcomeOfHex(ctx, f, ev.err, now) {
-		return
+		return true
 	}
 	var apiErr *hexclient.APIError
 	var dlErr *hexclient.DeadlineError
@@ -642,6 +690,7 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 		}
 		d.log.Error("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, ev.err)
 	}
+	return true
 }
 
 // skip records a slot as skipped with its reason: a row and a log line.

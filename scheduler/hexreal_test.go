@@ -30,9 +30,9 @@ const (
 	prjDraft   = "6a2e8b7f-6c93-4eaf-8a1b-2c3d4e5f6071"
 )
 
-// simDaemon is a daemon on hexsim (over an in-memory network) with the Hex client it
+// realDaemon is a daemon on hexsim (over an in-memory network) with the Hex client it
 // uses, built as `hexcron run` builds them; mod adjusts the client's config.
-type simDaemon struct {
+type realDaemon struct {
 	sim  *hexsim.Server
 	hc   *hexclient.Client
 	dm   *Daemon
@@ -42,7 +42,7 @@ type simDaemon struct {
 	stop func()
 }
 
-func newSimDaemon(t *testing.T, simCfg hexsim.Config, config string, mod func(*hexclient.Config)) *simDaemon {
+func newRealDaemon(t *testing.T, simCfg hexsim.Config, config string, mod func(*hexclient.Config)) *realDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "schedules.yaml")
@@ -83,12 +83,12 @@ func newSimDaemon(t *testing.T, simCfg hexsim.Config, config string, mod func(*h
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &simDaemon{sim: sim, hc: hc, dm: dm, db: db, logs: logs, path: path, stop: stop}
+	return &realDaemon{sim: sim, hc: hc, dm: dm, db: db, logs: logs, path: path, stop: stop}
 }
 
 // run runs the daemon until the returned stop function is called (which waits for it),
 // or the test ends.
-func (s *simDaemon) run(t *testing.T, reload <-chan struct{}) (stop func()) {
+func (s *realDaemon) run(t *testing.T, reload <-chan struct{}) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.dm.Run(ctx, reload) }()
@@ -105,7 +105,7 @@ func (s *simDaemon) run(t *testing.T, reload <-chan struct{}) (stop func()) {
 	return stop
 }
 
-func (s *simDaemon) slots(t *testing.T) map[string]state.Slot {
+func (s *realDaemon) slots(t *testing.T) map[string]state.Slot {
 	t.Helper()
 	all, err := s.db.History(context.Background(), state.Filter{})
 	if err != nil {
@@ -118,7 +118,7 @@ func (s *simDaemon) slots(t *testing.T) map[string]state.Slot {
 	return out
 }
 
-func (s *simDaemon) postsTo(project string) []hexsim.Request {
+func (s *realDaemon) postsTo(project string) []hexsim.Request {
 	var out []hexsim.Request
 	for _, r := range s.sim.Requests() {
 		if r.Op == "RunProject" && strings.Contains(r.Path, project) {
@@ -147,7 +147,7 @@ func TestProject403HourBesideHealthy(t *testing.T) {
 				start := time.Now()
 				projects := []hexsim.Project{{ID: prjRefused, Title: "Refused", Published: true, Access: tc.access},
 					{ID: prjHealthy, Title: "Healthy", Published: true, Version: 7}, {ID: prjOther, Title: "Other", Published: true}}
-				s := newSimDaemon(t, hexsim.Config{Seed: 5, Projects: projects, Runs: hexsim.Lifecycle{Pending: time.Second, Running: time.Minute}}, `
+				s := newRealDaemon(t, hexsim.Config{Seed: 5, Projects: projects, Runs: hexsim.Lifecycle{Pending: time.Second, Running: time.Minute}}, `
 defaults:
   window: 4m
 schedules:
@@ -247,7 +247,7 @@ schedules:
 // RunProject an hour to each), reads and polls go on, and nothing pauses.
 func TestTokenWithoutRunScope(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newSimDaemon(t, hexsim.Config{ReadOnlyTokens: []string{"hxtp_sim_test"}}, `
+		s := newRealDaemon(t, hexsim.Config{ReadOnlyTokens: []string{"hxtp_sim_test"}}, `
 schedules:
   - {name: a, project: `+prjRefused+`, cron: "*/5 * * * *"}
   - {name: b, project: `+prjHealthy+`, cron: "*/10 * * * *"}
@@ -284,7 +284,7 @@ schedules:
 // it still starts and fires the healthy schedule.
 func TestPreflightAtStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newSimDaemon(t, hexsim.Config{Projects: []hexsim.Project{
+		s := newRealDaemon(t, hexsim.Config{Projects: []hexsim.Project{
 			{ID: prjHealthy, Title: "Healthy", Published: true},
 			{ID: prjRefused, Title: "Private", Published: true, Access: hexsim.AccessNone},
 			{ID: prjDraft, Title: "Draft"},
@@ -330,7 +330,7 @@ schedules:
 func TestReloadRefusesBaseURLChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const sched = "schedules:\n  - {name: a, project: " + prjHealthy + ", cron: \"*/5 * * * *\"}\n"
-		s := newSimDaemon(t, hexsim.Config{}, "hex:\n  base_url: http://127.0.0.1\n"+sched, nil)
+		s := newRealDaemon(t, hexsim.Config{}, "hex:\n  base_url: http://127.0.0.1\n"+sched, nil)
 		reload := make(chan struct{}, 1)
 		stop := s.run(t, reload)
 		time.Sleep(time.Minute)
@@ -359,7 +359,7 @@ func TestReloadRefusesBaseURLChange(t *testing.T) {
 // recorded unknown with the reason, never skipped and never sent again.
 func TestUnresolvableTriggerIsUnknown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newSimDaemon(t, hexsim.Config{ListOrder: hexsim.ListUnordered,
+		s := newRealDaemon(t, hexsim.Config{ListOrder: hexsim.ListUnordered,
 			Faults: hexsim.Faults{Next: []hexsim.Fault{hexsim.Fault5xxAfterCreate}}}, `
 schedules:
   - {name: a, project: `+prjHealthy+`, cron: "0 * * * *", window: 30m}

@@ -2,6 +2,10 @@ package scheduler
 
 import "fmt"
 
+// queuedReason starts the reason a queued firing's row carries while it waits (the
+// row stays planned): a start tells a queued firing from one merely planned by it.
+const queuedReason = "overlap queue: waits for run "
+
 // Overlap policies, as written in the config.
 const (
 	OverlapSkip    = "skip"
@@ -38,7 +42,7 @@ func decideOverlap(policy string, active int, queued bool, activeRun string) (ac
 		if queued {
 			return actSkip, fmt.Sprintf("overlap queue: run %s still going and a firing already waits", activeRun)
 		}
-		return actQueue, fmt.Sprintf("overlap queue: waits for run %s to end", activeRun)
+		return actQueue, fmt.Sprintf(queuedReason+"%s to end", activeRun)
 	case OverlapReplace:
 		return actReplace, fmt.Sprintf("overlap replace: cancels run %s", activeRun)
 	default:

@@ -9,7 +9,6 @@ import (
 
 	"hexcron/clock"
 	"hexcron/hexclient"
-	"hexcron/planner"
 	"hexcron/state"
 )
 
@@ -95,7 +94,7 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 	project := projectOf(conf, first)
 	if project == "" {
 		last[first.RunID] = d.cfg.Clock.Now()
-		d.end(ctx, first, state.StateUnknown, "schedule removed from the config: run no longer tracked", nil)
+		d.end(ctx, first, state.StateUnknown, "schedule removed from the config before hexcron recorded the run's project: run no longer tracked", nil)
 		return
 	}
 	var group []state.Slot
@@ -220,22 +219,6 @@ func (d *Daemon) timeout(ctx context.Context, r state.Slot, timeout time.Duratio
 		}
 	}
 	d.end(ctx, r, state.StateTimedOut, fmt.Sprintf("still going after timeout %s; cancelled", timeout), nil)
-}
-
-// projectOf is the Hex project of run r's schedule ("" when a reload removed it).
-func projectOf(conf *planner.Config, r state.Slot) string {
-	if s := scheduleNamed(conf, r.Schedule); s != nil {
-		return s.Project
-	}
-	return ""
-}
-
-// timeoutOf is the timeout of run r's schedule (0 when the schedule is gone).
-func timeoutOf(conf *planner.Config, r state.Slot) time.Duration {
-	if s := scheduleNamed(conf, r.Schedule); s != nil {
-		return s.Timeout
-	}
-	return 0
 }
 
 // stateOfStatus maps a Hex run status to a slot state; unknown statuses are not known

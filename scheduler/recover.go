@@ -49,10 +49,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 	}
 	conf := d.config()
 	s := scheduleNamed(conf, p.Schedule)
-	project := ""
-	if s != nil {
-		project = s.Project
-	}
+	project := projectOf(conf, p) // the row's: the attempt went there, whatever the config says now
 	if project == "" {
 		d.recordSkip(wctx, p, "interrupted mid-trigger and its schedule is gone: cannot ask Hex")
 		return
@@ -92,7 +89,8 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		}
 		if err := d.cfg.Store.Transition(wctx, p.Key, state.StateTriggered, state.Update{
 			At: c.Now(), RunID: run.RunID, RunURL: run.RunURL, TraceID: run.TraceID, Triggered: triggered,
-			Reason: "adopted after reconcile", ProjectVersion: run.ProjectVersion,
+			Reason: "adopted after reconcile", Project: project, Timeout: timeoutOf(conf, p),
+			ProjectVersion: run.ProjectVersion,
 		}); err != nil {
 			d.log.Error("record adopted run", keySlot, p.Key, keyErr, err)
 			return
@@ -114,6 +112,10 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 			}
 			return
 		}
+	}
+	if s == nil {
+		d.recordSkip(wctx, p, "interrupted mid-trigger; Hex has no run for it and its schedule is gone")
+		return
 	}
 	d.recordSkip(wctx, p, "interrupted mid-trigger; Hex has no run for it and its window has closed")
 }

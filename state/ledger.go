@@ -178,6 +178,14 @@ func nullMS(t time.Time) any {
 	return t.UnixMilli()
 }
 
+// nullDuration stores a zero duration as NULL, others in milliseconds.
+func nullDuration(d time.Duration) any {
+	if d == 0 {
+		return nil
+	}
+	return d.Milliseconds()
+}
+
 func nullString(s string) any {
 	if s == "" {
 		return nil

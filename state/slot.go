@@ -101,6 +101,8 @@ type Slot struct {
 	Started     time.Time         // run start as Hex reports it
 	Ended       time.Time         // run end as Hex reports it (or when hexcron settled it)
 	Elapsed     time.Duration     // run duration as Hex reports it
+	Project     string            // Hex project id the slot is triggered in ("" on rows older than schema 3)
+	Timeout     time.Duration     // the schedule's timeout when it was triggered (0: unknown, rows older than schema 3)
 	// ProjectVersion is the published version of the Hex project the run executed
 	// (Hex's projectVersion, kept as text); "" until Hex reports it.
 	ProjectVersion string
@@ -121,6 +123,8 @@ type Update struct {
 	Started   time.Time     // run start
 	Ended     time.Time     // run end
 	Elapsed   time.Duration // run duration
+	Project   string        // Hex project id the run is in
+	Timeout   time.Duration // the schedule's timeout in force for the run
 	// ProjectVersion is Hex's projectVersion of the run.
 	ProjectVersion string
 }

@@ -13,18 +13,18 @@ import (
 
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
-	triggered_ms, started_ms, ended_ms, elapsed_ms, created_ms, updated_ms, project_version FROM slots`
+	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version FROM slots`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanSlot(r rowScanner) (Slot, error) {
 	var s Slot
 	var nominal, planned, created, updated int64
-	var lastAttempt, triggered, started, ended, elapsed sql.NullInt64
+	var lastAttempt, triggered, started, ended, elapsed, timeout sql.NullInt64
 	var matrix string
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &s.Kind, &planned, &s.State, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
-		&triggered, &started, &ended, &elapsed, &created, &updated, &s.ProjectVersion)
+		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion)
 	if err != nil {
 		return Slot{}, err
 	}
@@ -36,6 +36,9 @@ func scanSlot(r rowScanner) (Slot, error) {
 	s.Started, s.Ended = fromNullMS(started), fromNullMS(ended)
 	if elapsed.Valid {
 		s.Elapsed = time.Duration(elapsed.Int64) * time.Millisecond
+	}
+	if timeout.Valid {
+		s.Timeout = time.Duration(timeout.Int64) * time.Millisecond
 	}
 	return s, nil
 }
@@ -66,9 +69,11 @@ type execer interface {
 
 func insertSlot(ctx context.Context, x execer, s Slot, now time.Time) error {
 	_, err := x.ExecContext(ctx, `INSERT INTO slots (key, schedule, nominal_ms, matrix, kind, planned_ms,
-		state, reason, attempts, last_attempt_ms, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		state, reason, attempts, last_attempt_ms, project, timeout_ms, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Key, s.Schedule, s.Nominal.UnixMilli(), matrixText(s.Matrix), string(s.Kind), s.Planned.UnixMilli(),
-		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), now.UnixMilli(), now.UnixMilli())
+		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), s.Project, nullDuration(s.Timeout),
+		now.UnixMilli(), now.UnixMilli())
 	return err
 }
 
@@ -102,10 +107,11 @@ func complete(s Slot) (Slot, error) {
 }
 
 // PlanSlot records a slot of the plan in state planned unless a row with its key
-// exists. A slot still planned gets its planned time updated (re-planning on reload);
-// a slot past planned is left alone. Fields the caller leaves zero are taken from the key
-// (Schedule, Nominal, Matrix, Kind) or default (Planned = Nominal). It reports whether
-// the row was created.
+// exists. A slot still planned gets its planned time and reason updated (re-planning on
+// reload; the reason says why it waits, "" when it does not), and its project and
+// timeout when given; a slot past planned is left alone. Fields the caller leaves zero
+// are taken from the key (Schedule, Nominal, Matrix, Kind) or default (Planned =
+// Nominal). It reports whether the row was created.
 func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error) {
 	s, err := complete(s)
 	if err != nil {
@@ -117,21 +123,21 @@ func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error)
 	}
 	defer tx.Rollback()
 	var state State
-	var planned int64
-	err = tx.QueryRowContext(ctx, "SELECT state, planned_ms FROM slots WHERE key = ?", s.Key).Scan(&state, &planned)
+	err = tx.QueryRowContext(ctx, "SELECT state FROM slots WHERE key = ?", s.Key).Scan(&state)
 	created := false
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		s.State, s.Reason, s.Attempts, s.LastAttempt = StatePlanned, "", 0, time.Time{}
+		s.State, s.Attempts, s.LastAttempt = StatePlanned, 0, time.Time{}
 		if err := insertSlot(ctx, tx, s, now); err != nil {
 			return false, slotWriteError("plan slot", db.path, s.Key, err)
 		}
 		created = true
 	case err != nil:
 		return false, classify("plan slot", db.path, err)
-	case state == StatePlanned && planned != s.Planned.UnixMilli():
-		_, err := tx.ExecContext(ctx, "UPDATE slots SET planned_ms = ?, updated_ms = ? WHERE key = ?",
-			s.Planned.UnixMilli(), now.UnixMilli(), s.Key)
+	case state == StatePlanned:
+		_, err := tx.ExecContext(ctx, `UPDATE slots SET planned_ms = ?, reason = ?, project = coalesce(?, project),
+			timeout_ms = coalesce(?, timeout_ms), updated_ms = ? WHERE key = ?`,
+			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), now.UnixMilli(), s.Key)
 		if err != nil {
 			return false, classify("plan slot", db.path, err)
 		}
@@ -207,11 +213,13 @@ func transition(ctx context.Context, tx *sql.Tx, key string, to State, u Update)
 		trace_id = coalesce(?, trace_id), last_error = coalesce(?, last_error),
 		triggered_ms = coalesce(?, triggered_ms), started_ms = coalesce(?, started_ms),
 		ended_ms = coalesce(?, ended_ms), elapsed_ms = coalesce(?, elapsed_ms),
+		project = coalesce(?, project), timeout_ms = coalesce(?, timeout_ms),
 		project_version = coalesce(?, project_version), updated_ms = ?
 		WHERE key = ?`,
 		string(to), nullString(u.Reason), nullString(u.RunID), nullString(u.RunURL),
 		nullString(u.TraceID), nullString(u.Error),
-		nullMS(u.Triggered), nullMS(u.Started), nullMS(u.Ended), elapsed, nullString(u.ProjectVersion), u.At.UnixMilli(), key)
+		nullMS(u.Triggered), nullMS(u.Started), nullMS(u.Ended), elapsed,
+		nullString(u.Project), nullDuration(u.Timeout), nullString(u.ProjectVersion), u.At.UnixMilli(), key)
 	return err
 }
 
