@@ -26,8 +26,9 @@ attempts. It opens the database read-only: safe while the daemon runs.
 Times are shown in the config's default timezone (--config, or the default config
 file when it exists), else UTC. --json prints an array of objects with the keys
 schedule, slot, kind, matrix, state, reason, nominal, planned, triggered, started,
-ended, elapsed_seconds, attempts, last_attempt, run_id, run_url, trace_id, last_error
-(times RFC 3339 in UTC, null when unset).
+ended, elapsed_seconds, attempts, last_attempt, run_id, run_url, trace_id, last_error,
+project_version (times RFC 3339 in UTC, null when unset; project_version is the
+published version of the Hex project the run executed, "" until Hex reports it).
 
 Flags:
 `
@@ -156,14 +157,14 @@ func writeHistoryTable(w io.Writer, slots []state.Slot, since time.Time, loc *ti
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\tSTATE\tTRIGGERED\tATTEMPTS\tELAPSED\tRUN ID\tRUN URL\tREASON\n", loc)
+	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\tSTATE\tTRIGGERED\tATTEMPTS\tELAPSED\tVERSION\tRUN ID\tRUN URL\tREASON\n", loc)
 	for _, s := range slots {
 		el := "-"
 		if d, live := slotElapsed(s, time.Time{}); d > 0 && !live {
 			el = fmtElapsed(d)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), s.State,
-			fmtTimeNear(s.Triggered, s.Nominal, loc), s.Attempts, el, dash(s.RunID), dash(s.RunURL), oneLine(s.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), s.State,
+			fmtTimeNear(s.Triggered, s.Nominal, loc), s.Attempts, el, dash(s.ProjectVersion), dash(s.RunID), dash(s.RunURL), oneLine(s.Reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -196,6 +197,7 @@ type historyJSON struct {
 	RunURL         string            `json:"run_url"`
 	TraceID        string            `json:"trace_id"`
 	LastError      string            `json:"last_error"`
+	ProjectVersion string            `json:"project_version"`
 }
 
 func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
@@ -211,6 +213,7 @@ func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
 			Triggered: jsonTime(s.Triggered), Started: jsonTime(s.Started), Ended: jsonTime(s.Ended),
 			ElapsedSeconds: jsonSeconds(el), Attempts: s.Attempts, LastAttempt: jsonTime(s.LastAttempt),
 			RunID: s.RunID, RunURL: s.RunURL, TraceID: s.TraceID, LastError: s.LastError,
+			ProjectVersion: s.ProjectVersion,
 		})
 	}
 	enc := json.NewEncoder(w)

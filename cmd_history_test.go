@@ -51,6 +51,7 @@ type historyRecord struct {
 	RunURL         string            `json:"run_url"`
 	TraceID        string            `json:"trace_id"`
 	LastError      string            `json:"last_error"`
+	ProjectVersion string            `json:"project_version"`
 }
 
 func historyJSONOf(t *testing.T, dbPath string, args ...string) []historyRecord {
@@ -122,13 +123,13 @@ func TestHistoryJSONFields(t *testing.T) {
 		str(r.Triggered) != "2026-03-02T10:00:07Z" || str(r.Started) != "2026-03-02T10:00:09Z" ||
 		str(r.Ended) != "2026-03-02T10:04:21.5Z" || r.ElapsedSeconds == nil || *r.ElapsedSeconds != 252.5 ||
 		r.Attempts != 1 || str(r.LastAttempt) != "2026-03-02T10:00:07Z" || r.RunID != "9c1d0e8e-0a53-4b67-8f4f-0c2a6b2f9002" ||
-		r.RunURL != runURL("5a8591dd-4039-49df-9202-96385ba3eff8", r.RunID) || r.TraceID != "trace-9002" {
+		r.RunURL != runURL("5a8591dd-4039-49df-9202-96385ba3eff8", r.RunID) || r.TraceID != "trace-9002" || r.ProjectVersion != "2" {
 		t.Errorf("revenue-dashboard 10:00 = %+v", r)
 	}
 
 	r = by["ticker@2026-03-02T10:00:00Z"]
 	if r.State != "failed" || r.Reason != "run project: 422 Unprocessable Entity: input parameter\nnot found: region" ||
-		r.TraceID != "trace-422" || r.RunID != "" || r.RunURL != "" || r.Triggered != nil || r.Attempts != 1 || r.ElapsedSeconds != nil {
+		r.TraceID != "trace-422" || r.RunID != "" || r.RunURL != "" || r.Triggered != nil || r.Attempts != 1 || r.ElapsedSeconds != nil || r.ProjectVersion != "" {
 		t.Errorf("ticker 10:00 = %+v", r)
 	}
 

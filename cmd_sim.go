@@ -24,10 +24,12 @@ With --addr 127.0.0.1:0 the kernel picks a free port. SIGINT or SIGTERM stops it
 
 Without --config it accepts any well-formed token (hxtp_... or hxtw_...; each token is
 its own Hex user), treats any project UUID as a published project, and applies Hex's
-default limits: RunProject 20/1m and 60/1h, 60/1m for all calls of a user, 30/1m for
-GetRunStatus and GetProjectRuns, 25 running kernels (503 beyond), fixed clock-aligned
-windows, 429s with RateLimit-*/X-RateLimit-* headers. Runs are PENDING 2s, RUNNING 30s,
-then COMPLETED.
+default limits: RunProject 20/1m and 60/1h, 60/1m for all calls of a user (a window
+anchored at its first call, as Hex documents), 30/1m for GetRunStatus and
+GetProjectRuns, 25 running kernels (503 beyond), fixed clock-aligned windows for the
+trigger and status rules, 429s with RateLimit-*/X-RateLimit-* headers. Unknown
+inputParams are ignored (documented). Runs are PENDING 2s, RUNNING 30s, then
+COMPLETED, listed newest first.
 
 A config file (YAML, unknown keys are errors; every key optional) narrows that:
 
@@ -36,15 +38,23 @@ A config file (YAML, unknown keys are errors; every key optional) narrows that:
   tokens: [hxtp_abc]               # only these tokens (each its own user) ...
   users:                           # ... and these users with several tokens
     - {name: alice, tokens: [hxtp_a1, hxtw_a2]}
+  read_only_tokens: [hxtw_ro]      # tokens without the Run projects scope: 403 on RunProject
   projects:                        # only these projects (others: 404)
-    - {id: 0b7f3c2a-1d4e-4f5a-9b6c-7d8e9f0a1b2c, title: Daily, published: true, inputs: [region]}
+    - {id: 0b7f3c2a-1d4e-4f5a-9b6c-7d8e9f0a1b2c, title: Daily, published: true, inputs: [region],
+       access: full,               # full | read (403 on RunProject) | none (403 on everything)
+       version: 1,                 # projectVersion
+       schedules: [{cadence: CUSTOM, enabled: true, cron: "0 6 * * *", timezone: UTC}]}
+  reject_unknown_inputs: false     # true: 422 {invalid, notFound} for inputs not declared
+  list_order: newest               # GetProjectRuns: newest | oldest | unordered
   limits:
     trigger:   [{limit: 20, per: 1m}, {limit: 60, per: 1h}]
     all_calls: [{limit: 60, per: 1m}]
     status:    [{limit: 30, per: 1m}]
     kernels: 25                    # negative: no cap
-    window: fixed                  # fixed | anchored | rolling
-    style: reset                   # reset | retry-after | both | none
+    window: fixed                  # trigger and status rules: fixed | anchored | rolling
+    all_calls_window: anchored     # all-calls rules: fixed | anchored | rolling
+    style: reset                   # reset | retry-after | both | none | x-ratelimit
+    reset_unit: unix               # X-RateLimit-Reset: unix | unix-ms | seconds
   runs:
     pending: 2s
     pending_jitter: 0s

@@ -86,7 +86,7 @@ func fillFixtureDB(t *testing.T) string {
 		must(err)
 		admit(r.slot, r.sent, r.sent.Add(400*time.Millisecond))
 		must(db.Transition(ctx, r.slot, state.StateTriggered, state.Update{At: r.sent.Add(time.Second), RunID: r.run,
-			RunURL: runURL(revenue, r.run), TraceID: "trace-" + r.run[len(r.run)-4:], Triggered: r.sent}))
+			RunURL: runURL(revenue, r.run), TraceID: "trace-" + r.run[len(r.run)-4:], Triggered: r.sent, ProjectVersion: r.run[len(r.run)-1:]}))
 		must(db.Transition(ctx, r.slot, state.StateRunning, state.Update{At: r.start.Add(time.Second), Started: r.start}))
 		end := r.start.Add(r.elapsed)
 		must(db.Transition(ctx, r.slot, state.StateCompleted, state.Update{At: end.Add(5 * time.Second),

@@ -124,6 +124,10 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 		fmt.Fprintf(e.stderr, "hexcron trigger: no schedule %q in %s (it has: %s)\n", name, conf.File, strings.Join(names, ", "))
 		return exitUsage
 	}
+	if s.View != "" && len(f.params) > 0 {
+		fmt.Fprintf(e.stderr, "hexcron trigger: schedule %s runs the saved view %s: --param cannot be combined with it (Hex refuses viewId together with inputParams)\n", s.Name, s.View)
+		return exitUsage
+	}
 	matrix, inputs, err := manualInputs(s, f.params)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "hexcron trigger: %v\n", err)
@@ -259,7 +263,7 @@ func (t *manualTrigger) run(ctx context.Context, matrix map[string]string, input
 		return t.notTriggered(key, err)
 	}
 	if err := t.db.Transition(context.WithoutCancel(ctx), key, state.StateTriggered, state.Update{
-		At: e.now(), RunID: res.RunID, RunURL: res.RunURL, TraceID: res.TraceID, Triggered: res.Sent,
+		At: e.now(), RunID: res.RunID, RunURL: res.RunURL, TraceID: res.TraceID, Triggered: res.Sent, ProjectVersion: res.ProjectVersion,
 	}); err != nil {
 		fmt.Fprintf(e.stdout, "slot %s\nrun %s\nurl %s\n", key, res.RunID, res.RunURL)
 		return fail(e.stderr, "trigger", fmt.Errorf("Hex started run %s but recording it failed: %w", res.RunID, err))
@@ -294,6 +298,9 @@ func (t *manualTrigger) notTriggered(key string, err error) int {
 		// An attempt's outcome is unknown: leave the slot triggering; the daemon's
 		// recovery reconciles it with Hex's run list.
 		return fail(e.stderr, "trigger", fmt.Errorf("%w; an attempt's outcome is unknown: slot %s stays triggering until the daemon reconciles it", err, key))
+	case errors.Is(err, hexclient.ErrUnresolved):
+		// Hex may have run it: never "not triggered", never sent again.
+		to, reason = state.StateUnknown, "the trigger's outcome is unknown: "+err.Error()
 	case errors.As(err, &apiErr):
 		reason = apiErr.Error()
 	}
@@ -369,7 +376,8 @@ func (t *manualTrigger) ended(key string, rs *hexclient.RunStatus) int {
 	if elapsed == 0 && !rs.StartTime.IsZero() && rs.EndTime.After(rs.StartTime) {
 		elapsed = rs.EndTime.Sub(rs.StartTime)
 	}
-	t.record(key, to, state.Update{At: now, Reason: "hex status " + string(rs.Status), Started: rs.StartTime, Ended: at, Elapsed: elapsed})
+	t.record(key, to, state.Update{At: now, Reason: "hex status " + string(rs.Status), Started: rs.StartTime, Ended: at, Elapsed: elapsed,
+		ProjectVersion: rs.ProjectVersion})
 	fmt.Fprintf(e.stdout, "status %s\n", rs.Status)
 	if elapsed > 0 {
 		fmt.Fprintf(e.stdout, "elapsed %s\n", fmtElapsed(elapsed))
@@ -422,6 +430,7 @@ func manualRequest(s *planner.Schedule, inputs map[string]any) hexclient.RunRequ
 		InputParams:            inputs,
 		UseCachedSQLResults:    s.UseCachedSQL,
 		UpdatePublishedResults: s.UpdatePublishedResults,
+		ViewID:                 s.View,
 	}
 	for _, n := range s.Notify {
 		req.Notifications = append(req.Notifications, hexclient.Notification{

@@ -439,3 +439,38 @@ func TestTriggerWaitTimeout(t *testing.T) {
 		t.Errorf("slot = %+v, %v", s, err)
 	}
 }
+
+// TestTriggerView: a schedule with a view sends Hex's viewId (and no inputParams);
+// --param with it is a usage error, as Hex refuses viewId with inputParams.
+func TestTriggerView(t *testing.T) {
+	sim := hexsim.New(hexsim.Config{})
+	rec := &bodyRecorder{h: sim}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	dir := t.TempDir()
+	confPath := filepath.Join(dir, "schedules.yaml")
+	if err := os.WriteFile(confPath, []byte("hex:\n  base_url: "+srv.URL+"\nschedules:\n  - {name: v, project: "+triggerProject+
+		", cron: \"0 6 * * *\", view: saved-view-1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(dir, "hexcron.db")
+	db, err := state.Open(context.Background(), dbPath, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	e, _, errb := realEnv(t, "hxtp_view")
+	if code := runBounded(t, e, 30*time.Second, "trigger", "v", "--config", confPath, "--db", dbPath, "--param", "region=emea"); code != exitUsage ||
+		!strings.Contains(errb.String(), "Hex refuses viewId together with inputParams") {
+		t.Fatalf("exit %d: %s", code, errb)
+	}
+	e, _, errb = realEnv(t, "hxtp_view")
+	if code := runBounded(t, e, 30*time.Second, "trigger", "v", "--config", confPath, "--db", dbPath); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.bodies) != 1 || rec.bodies[0]["viewId"] != "saved-view-1" || rec.bodies[0]["inputParams"] != nil {
+		t.Fatalf("RunProject bodies %v", rec.bodies)
+	}
+}

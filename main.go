@@ -43,6 +43,7 @@ func commands() []command {
 		{"run", "run the daemon: fire the plan, track runs (--simulate for a demo)", cmdRun},
 		{"plan", "forecast every hour's trigger cost and how the caps are met", cmdPlan},
 		{"validate", "check a config file and report every problem with FILE:LINE", cmdValidate},
+		{"check", "ask Hex whether the token, the base URL and every project are right", cmdCheck},
 		{"status", "per schedule: last run, next firing, budget used now", cmdStatus},
 		{"history", "slots and runs from the database, filtered", cmdHistory},
 		{"trigger", "run one schedule now, through the same budget", cmdTrigger},

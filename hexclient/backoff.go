@@ -14,8 +14,12 @@ const MaxWait = time.Hour
 
 // unixThreshold separates a reset given as delta-seconds from one given as a unix
 // timestamp (seconds): no server asks for a wait of three years, and no reset lies
-// before 1973.
-const unixThreshold = 100_000_000
+// before 1973. unixMilliThreshold separates unix seconds from unix milliseconds: in
+// seconds it is the year 5138, in milliseconds March 1973.
+const (
+	unixThreshold      = 100_000_000
+	unixMilliThreshold = 100_000_000_000
+)
 
 // ParseRetryAfter parses a Retry-After value (RFC 9110 §10.2.3): delta-seconds or an
 // HTTP-date. A date in the past means 0. The wait is capped at MaxWait. ok is false
@@ -40,8 +44,9 @@ func ParseRetryAfter(v string, now time.Time) (wait time.Duration, ok bool) {
 }
 
 // ParseRateLimitReset parses a RateLimit-Reset or X-RateLimit-Reset value: seconds
-// until the reset (fractions allowed), or, when the number is large, a unix timestamp
-// in seconds. A reset in the past means 0. ok is false for anything else.
+// until the reset (fractions allowed); from 10⁸ on, a unix timestamp in seconds; from
+// 10¹¹ on, a unix timestamp in milliseconds (Hex names neither the header nor its
+// unit). A reset in the past means 0. ok is false for anything else.
 func ParseRateLimitReset(v string, now time.Time) (wait time.Duration, ok bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -50,6 +55,9 @@ func ParseRateLimitReset(v string, now time.Time) (wait time.Duration, ok bool) 
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
 		return 0, false
+	}
+	if f >= unixMilliThreshold {
+		f /= 1000
 	}
 	if f >= unixThreshold {
 		sec, frac := math.Modf(f)

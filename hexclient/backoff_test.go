@@ -41,6 +41,7 @@ func TestParseRetryAfter(t *testing.T) {
 
 func TestParseRateLimitReset(t *testing.T) {
 	unix := func(d time.Duration) string { return strconv.FormatInt(now0.Add(d).Unix(), 10) }
+	unixMilli := func(d time.Duration) string { return strconv.FormatInt(now0.Add(d).UnixMilli(), 10) }
 	for _, tc := range []struct {
 		in     string
 		want   time.Duration
@@ -51,7 +52,11 @@ func TestParseRateLimitReset(t *testing.T) {
 		{unix(45 * time.Second), 45 * time.Second, true}, // a unix timestamp
 		{unix(-time.Minute), 0, true},                    // already reset
 		{unix(5 * time.Hour), MaxWait, true},
-		{"99999999", MaxWait, true}, // just under the timestamp threshold: seconds, capped
+		{"99999999", MaxWait, true},                                         // just under the timestamp threshold: seconds, capped
+		{unixMilli(45 * time.Second), 45 * time.Second, true},               // a unix timestamp in milliseconds
+		{unixMilli(1500 * time.Millisecond), 1500 * time.Millisecond, true}, // its fraction of a second is kept
+		{unixMilli(-time.Minute), 0, true},
+		{unixMilli(5 * time.Hour), MaxWait, true},
 		{"", 0, false},
 		{"-1", 0, false},
 		{"NaN", 0, false},

@@ -26,7 +26,8 @@ const (
 	// ClassAmbiguous is another 5xx, a timeout, a connection reset or a 409: a run
 	// may or may not have been created; only GetProjectRuns can tell.
 	ClassAmbiguous
-	// ClassAuth is a 401 or 403: the token expired, was rotated, or lacks a scope.
+	// ClassAuth is a 401: the token is missing, expired, revoked, or the base URL is
+	// of the wrong region or tenant. It is about the token: everything pauses.
 	ClassAuth
 	// ClassPermanent is a 400, 404, 422 or any other 4xx (and a 3xx, which means a
 	// wrong base URL): retrying cannot help.
@@ -36,9 +37,13 @@ const (
 	ClassUnreachable
 	// ClassCanceled is the caller's own context ending: not an answer from Hex.
 	ClassCanceled
+	// ClassForbidden is a 403: the token's user may not do this to this project (not
+	// shared, view only) or the token lacks a scope ("Run projects"). It is about one
+	// project or one scope, not the token as a whole: only that project is held.
+	ClassForbidden
 )
 
-var classNames = [...]string{"none", "ok", "rate_limited", "kernel_cap", "ambiguous", "auth", "permanent", "unreachable", "canceled"}
+var classNames = [...]string{"none", "ok", "rate_limited", "kernel_cap", "ambiguous", "auth", "permanent", "unreachable", "canceled", "forbidden"}
 
 // String returns the class's stable lower-case name (used in logs and metrics).
 func (c Class) String() string {
@@ -94,8 +99,10 @@ func Classify(status int, err error) Class {
 		return ClassRateLimited
 	case status == http.StatusServiceUnavailable:
 		return ClassKernelCap
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized:
 		return ClassAuth
+	case status == http.StatusForbidden:
+		return ClassForbidden
 	case status == http.StatusConflict || status == http.StatusRequestTimeout:
 		return ClassAmbiguous
 	case status >= 500:

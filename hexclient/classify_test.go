@@ -42,7 +42,7 @@ func TestClassify(t *testing.T) {
 		{"unexpected EOF", 0, fmt.Errorf("post: %w", io.ErrUnexpectedEOF), ClassAmbiguous},
 		{"EOF", 0, io.EOF, ClassAmbiguous},
 		{"401 token", 401, nil, ClassAuth},
-		{"403 scope", 403, nil, ClassAuth},
+		{"403 project or scope", 403, nil, ClassForbidden},
 		{"409 already running", 409, nil, ClassAmbiguous},
 		{"422 unpublished", 422, nil, ClassPermanent},
 		{"400 bad params", 400, nil, ClassPermanent},
@@ -70,7 +70,7 @@ func (timeoutErr) Temporary() bool { return true }
 
 func TestClassNames(t *testing.T) {
 	seen := map[string]bool{}
-	for c := ClassNone; c <= ClassCanceled; c++ {
+	for c := ClassNone; c <= ClassForbidden; c++ {
 		if s := c.String(); s == "unknown" || seen[s] {
 			t.Fatalf("class %d has name %q", c, s)
 		}

@@ -28,8 +28,9 @@ const maxBody = 1 << 20
 
 // Config holds a Client's dependencies and settings; New fills the zero fields.
 type Config struct {
-	// BaseURL is Hex's API base (default DefaultBaseURL). It must be https, except
-	// for a loopback host (127.0.0.0/8, ::1, localhost), e.g. `hexcron sim`.
+	// BaseURL is Hex's API root, SCHEME://HOST/api/v1 (default DefaultBaseURL): the
+	// config normalises what users write (planner.NormalizeBaseURL). It must be https,
+	// except for a loopback host (127.0.0.0/8, ::1, localhost), e.g. `hexcron sim`.
 	BaseURL string
 	// Token yields the API token before every request. Required.
 	Token TokenSource
@@ -68,10 +69,15 @@ type Config struct {
 	// KernelBackoff is how long a 503 (kernel cap) holds triggers unless KernelFreed
 	// is called first (default 30s..10m).
 	KernelBackoff Backoff
-	// AuthBackoff paces the probes while triggering is paused on 401/403 (default 5s..2m).
+	// AuthBackoff paces the probes while triggering is paused on a 401 (default 5s..2m).
 	AuthBackoff Backoff
-	// ReconcilePages is how many pages of 100 runs a reconcile reads at most (default 3).
+	// ReconcilePages is how many pages of a project's runs a reconcile reads at most
+	// when it has to read the whole listing (default 50: 5,000 runs of 100 a page). A
+	// listing it cannot complete never leads to a second RunProject.
 	ReconcilePages int
+	// ForbiddenProbe is how long a project stays held after a 403 before one request
+	// probes it again (default DefaultForbiddenProbe, 1h).
+	ForbiddenProbe time.Duration
 }
 
 // Client talks to one Hex workspace as one Hex user. It is safe for concurrent use.
@@ -101,9 +107,10 @@ type Client struct {
 	kernelN     int // consecutive kernel-cap answers
 	rateN       int // consecutive 429s
 	read429     time.Time
-	own         map[string]time.Time // runs created or adopted here, never adopted again
-	pending     []*pending           // unresolved ambiguous attempts (see reconcile.go)
-	inflight    map[string]int       // attempts in flight, per project (see reconcile.go)
+	own         map[string]time.Time    // runs created or adopted here, never adopted again
+	pending     []*pending              // unresolved ambiguous attempts (see reconcile.go)
+	inflight    map[string]int          // attempts in flight (at most one), per project (see reconcile.go)
+	holds       map[string]*projectHold // projects refused with 403 (see projecthold.go)
 	// While a kernel-cap hold lasts, each KernelFreed lets one waiter through: the
 	// one with the earliest deadline. kernelWaiters holds the deadline of each trigger
 	// waiting out the hold; kernelPasses counts freed kernels not yet taken.
@@ -166,10 +173,10 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ReadLimits.All.Limit == 0 {
 		cfg.ReadLimits.All = def.All
 	}
-	if cfg.ReadLimits.Status.Limit == 0 {
+	if len(cfg.ReadLimits.Status) == 0 {
 		cfg.ReadLimits.Status = def.Status
 	}
-	for _, r := range []Rule{cfg.ReadLimits.All, cfg.ReadLimits.Status} {
+	for _, r := range append([]Rule{cfg.ReadLimits.All}, cfg.ReadLimits.Status...) {
 		if r.Per <= 0 || r.Limit-r.Reserve < 1 {
 			return nil, fmt.Errorf("hexclient: new: read limit %d per %s with reserve %d leaves no room", r.Limit, r.Per, r.Reserve)
 		}
@@ -193,7 +200,10 @@ func New(cfg Config) (*Client, error) {
 	fill(&cfg.KernelBackoff, 30*time.Second, 10*time.Minute)
 	fill(&cfg.AuthBackoff, 5*time.Second, 2*time.Minute)
 	if cfg.ReconcilePages <= 0 {
-		cfg.ReconcilePages = 3
+		cfg.ReconcilePages = 50
+	}
+	if cfg.ForbiddenProbe <= 0 {
+		cfg.ForbiddenProbe = DefaultForbiddenProbe
 	}
 	hc := &http.Client{}
 	if cfg.HTTPClient != nil {
@@ -208,17 +218,23 @@ func New(cfg Config) (*Client, error) {
 		adapt: newAdaptive(cfg.Budget.Rules),
 		rng:   cfg.Rand, probe: make(chan struct{}, 1),
 		holdChanged: make(chan struct{}), own: map[string]time.Time{}, inflight: map[string]int{},
+		holds: map[string]*projectHold{},
 	}, nil
 }
 
-// checkBaseURL accepts https anywhere and http only on a loopback host.
+// checkBaseURL accepts Hex's API root, SCHEME://HOST/api/v1 (a trailing slash is
+// dropped): https anywhere and http only on a loopback host. Every request path is
+// appended to it, so a host without /api/v1 would fail every call.
 func checkBaseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("hexclient: new: base url: %w", err)
 	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("hexclient: new: base url %q: want scheme://host/path with no user, query or fragment", u.Redacted())
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("hexclient: new: base url %q: want scheme://host/api/v1 with no user, query or fragment", u.Redacted())
+	}
+	if p := strings.TrimRight(u.EscapedPath(), "/"); p != "/api/v1" {
+		return "", fmt.Errorf("hexclient: new: base url %q: the path must be /api/v1 (Hex's API root), not %q", u.Redacted(), u.EscapedPath())
 	}
 	switch u.Scheme {
 	case "https":
@@ -300,13 +316,21 @@ func redactor(token string) func(string) string {
 }
 
 // read performs one budgeted read call and decodes nothing: it returns the body of a
-// 2xx or the *APIError of anything else.
-func (c *Client) read(ctx context.Context, op string, g Group, method, path string, q url.Values) (*response, error) {
+// 2xx or the *APIError of anything else. project is the project the path names ("" for
+// none): a 403 holds that project's reads (a *ProjectRefusedError), and a read of a
+// project whose reads are held is not sent until its probe is due. A DELETE (CancelRun)
+// is a write: its 403 holds the project like a RunProject's, and no write is sent to
+// a held project before its probe.
+func (c *Client) read(ctx context.Context, op, project string, g Group, method, path string, q url.Values) (*response, error) {
 	token, err := c.cfg.Token.Token()
 	if err != nil {
 		e := &APIError{Op: op, Class: ClassAuth, Err: err}
 		c.pauseAuth(c.log, e)
 		return nil, e
+	}
+	write := method != http.MethodGet // CancelRun
+	if held := c.readAllowed(project, c.clock.Now(), write); held != nil {
+		return nil, held
 	}
 	done, err := c.reads.Acquire(ctx, g)
 	if err != nil {
@@ -320,14 +344,22 @@ func (c *Client) read(ctx context.Context, op string, g Group, method, path stri
 	}
 	if resp.status >= 200 && resp.status < 300 {
 		c.resumeAuth(c.log)
+		c.readSucceeded(c.log.With(KeyProject, project), project, now)
 		return resp, nil
 	}
 	e := newHTTPError(op, resp.status, resp.header, resp.body, redactor(token))
-	if e.Class == ClassAuth {
-		// The same pause as a trigger's 401/403: one ERROR saying what to do, no
-		// trigger spent on a refused token, and any read that succeeds with the
-		// token source's current value (re-read on every call) ends it.
+	switch e.Class {
+	case ClassAuth:
+		// The same pause as a trigger's 401: one ERROR saying what to do, no trigger
+		// spent on a refused token, and any read that succeeds with the token
+		// source's current value (re-read on every call) ends it.
 		c.pauseAuth(c.log, e)
+	case ClassForbidden:
+		// The token is accepted; this project (or a scope) is refused.
+		c.resumeAuth(c.log)
+		if project != "" {
+			return nil, c.refuse(c.log.With(KeyProject, project), project, e, now, write)
+		}
 	}
 	if resp.status == http.StatusTooManyRequests || resp.status == http.StatusServiceUnavailable {
 		if d, ok := HeaderWait(resp.header, now); ok {
@@ -375,7 +407,7 @@ func (c *Client) decodeErr(op string, err error) error {
 // GetRunStatus returns one run's status (through the read budget's status group).
 func (c *Client) GetRunStatus(ctx context.Context, projectID, runID string) (*RunStatus, error) {
 	const op = "get run status"
-	resp, err := c.read(ctx, op, GroupStatus, http.MethodGet, runPath(projectID, runID), nil)
+	resp, err := c.read(ctx, op, projectID, GroupStatus, http.MethodGet, runPath(projectID, runID), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +437,7 @@ func (c *Client) GetProjectRuns(ctx context.Context, projectID string, q RunsQue
 	if q.RunTriggerFilter != "" {
 		v.Set("runTriggerFilter", q.RunTriggerFilter)
 	}
-	resp, err := c.read(ctx, op, GroupStatus, http.MethodGet, "/projects/"+url.PathEscape(projectID)+"/runs", v)
+	resp, err := c.read(ctx, op, projectID, GroupStatus, http.MethodGet, "/projects/"+url.PathEscape(projectID)+"/runs", v)
 	if err != nil {
 		return nil, err
 	}
@@ -421,7 +453,7 @@ func (c *Client) GetProjectRuns(ctx context.Context, projectID string, q RunsQue
 
 // CancelRun cancels a run; Hex answers 204 with an empty body.
 func (c *Client) CancelRun(ctx context.Context, projectID, runID string) error {
-	_, err := c.read(ctx, "cancel run", GroupOther, http.MethodDelete, runPath(projectID, runID), nil)
+	_, err := c.read(ctx, "cancel run", projectID, GroupOther, http.MethodDelete, runPath(projectID, runID), nil)
 	return err
 }
 
@@ -435,7 +467,7 @@ func (c *Client) ListProjects(ctx context.Context, q ProjectsQuery) (*ProjectsPa
 	if q.After != "" {
 		v.Set("after", q.After)
 	}
-	resp, err := c.read(ctx, op, GroupOther, http.MethodGet, "/projects", v)
+	resp, err := c.read(ctx, op, "", GroupOther, http.MethodGet, "/projects", v)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +481,7 @@ func (c *Client) ListProjects(ctx context.Context, q ProjectsQuery) (*ProjectsPa
 // GetProject returns one project.
 func (c *Client) GetProject(ctx context.Context, projectID string) (*Project, error) {
 	const op = "get project"
-	resp, err := c.read(ctx, op, GroupOther, http.MethodGet, "/projects/"+url.PathEscape(projectID), nil)
+	resp, err := c.read(ctx, op, projectID, GroupOther, http.MethodGet, "/projects/"+url.PathEscape(projectID), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,9 @@ func TestNewBaseURL(t *testing.T) {
 		{"app.hex.tech/api/v1", false},
 		{"https://user:pw@app.hex.tech/api/v1", false},
 		{"https://app.hex.tech/api/v1?x=1", false},
+		{"https://app.hex.tech/api/v1#x", false},
+		{"https://app.hex.tech", false}, // the config adds /api/v1 (planner.NormalizeBaseURL); the client wants the API root
+		{"https://app.hex.tech/api/v2", false},
 	} {
 		_, err := New(Config{BaseURL: tc.url, Token: StaticToken("hxtp_x")})
 		if (err == nil) != tc.ok {
@@ -233,5 +236,24 @@ func TestFileTokenSourceOrder(t *testing.T) {
 	}
 	if _, err := NewFileTokenSource(nil, "").Token(); !errors.Is(err, ErrNoToken) {
 		t.Fatalf("no source: %v", err)
+	}
+}
+
+// TestDecodeProject: GetProject in the documented shape, schedules included, and
+// tolerant of a schedules field that is not a list.
+func TestDecodeProject(t *testing.T) {
+	p, err := decodeProject([]byte(`{"id":"p1","title":"Daily","type":"PROJECT","lastPublishedAt":"2026-03-01T10:00:00Z",
+		"archivedAt":null,"trashedAt":null,"schedules":[
+		{"cadence":"HOURLY","enabled":true,"hourly":{"timezone":"UTC","minute":5}},
+		{"cadence":"CUSTOM","enabled":false,"custom":{"timezone":"Europe/Berlin","cron":"0 6 * * *"}}]}`))
+	if err != nil || p.ID != "p1" || !p.Published() || len(p.Schedules) != 2 ||
+		p.Schedules[0] != (HexSchedule{Cadence: "HOURLY", Enabled: true, Timezone: "UTC"}) ||
+		p.Schedules[1] != (HexSchedule{Cadence: "CUSTOM", Cron: "0 6 * * *", Timezone: "Europe/Berlin"}) ||
+		p.Schedules[1].String() != "CUSTOM 0 6 * * * (Europe/Berlin)" {
+		t.Fatalf("%+v, %v", p, err)
+	}
+	p, err = decodeProject([]byte(`{"id":"p2","lastPublishedAt":null,"schedules":"none","trashedAt":"2026-03-02T00:00:00Z"}`))
+	if err != nil || p.Published() || p.Schedules != nil || p.TrashedAt.IsZero() {
+		t.Fatalf("%+v, %v", p, err)
 	}
 }

@@ -125,6 +125,32 @@ func (e *DeadlineError) Is(target error) bool { return target == ErrDeadline }
 // Unwrap returns the last attempt's error.
 func (e *DeadlineError) Unwrap() error { return e.Last }
 
+// ErrUnresolved is matched (errors.Is) by every *UnresolvedError.
+var ErrUnresolved = errors.New("hexclient: trigger outcome unknown")
+
+// UnresolvedError is Trigger giving up on a slot whose ambiguous attempt cannot be
+// resolved: the project's run listing could not be read completely, so Hex may or may
+// not have created a run, and Trigger never sends the request again. Record the slot
+// as unknown, with this error as the reason, rather than as not triggered.
+type UnresolvedError struct {
+	Slot     string
+	Sent     time.Time // the earliest unresolved attempt
+	Attempts int
+	Err      error // why the listing could not tell (an *IncompleteListingError)
+}
+
+// Error says which slot's outcome is unknown and why.
+func (e *UnresolvedError) Error() string {
+	return fmt.Sprintf("hexclient: trigger %s: the attempt sent at %s had an ambiguous outcome that cannot be resolved, so it is not sent again: %v",
+		e.Slot, e.Sent.UTC().Format(time.RFC3339), e.Err)
+}
+
+// Is makes errors.Is(err, ErrUnresolved) true.
+func (e *UnresolvedError) Is(target error) bool { return target == ErrUnresolved }
+
+// Unwrap returns why the listing could not tell.
+func (e *UnresolvedError) Unwrap() error { return e.Err }
+
 // CanceledError is Trigger stopped by its context (shutdown).
 type CanceledError struct {
 	Slot       string

@@ -182,17 +182,27 @@ func TestOutcomesEndToEnd(t *testing.T) {
 
 	for _, tc := range []struct {
 		style      hexsim.RetryStyle
+		unit       hexsim.ResetUnit
 		minWait    time.Duration // the retry may not arrive earlier than this after the 429
 		maxWait    time.Duration
 		wantHeader string
 	}{
-		{hexsim.StyleRetryAfter, 45 * time.Second, 45 * time.Second, "Retry-After"},
-		{hexsim.StyleReset, 45 * time.Second, 46 * time.Second, "RateLimit-Reset"},
-		{hexsim.StyleNone, 0, 5 * time.Second, ""}, // RateLimitBackoff: full jitter in [0, 5s]
+		{hexsim.StyleRetryAfter, "", 45 * time.Second, 45 * time.Second, "Retry-After"},
+		{hexsim.StyleReset, "", 45 * time.Second, 46 * time.Second, "RateLimit-Reset"},
+		{hexsim.StyleNone, "", 0, 5 * time.Second, ""}, // RateLimitBackoff: full jitter in [0, 5s]
+		// X-RateLimit-Reset alone, in each unit Hex might use: read as such, never as an
+		// hour (a unix-millisecond value read as seconds lies 50,000 years ahead).
+		{hexsim.StyleXRateLimit, hexsim.ResetUnix, 45 * time.Second, 46 * time.Second, "X-RateLimit-Reset"},
+		{hexsim.StyleXRateLimit, hexsim.ResetUnixMilli, 45 * time.Second, 45 * time.Second, "X-RateLimit-Reset"},
+		{hexsim.StyleXRateLimit, hexsim.ResetSeconds, 45 * time.Second, 45 * time.Second, "X-RateLimit-Reset"},
 	} {
-		t.Run("429 "+string(tc.style), func(t *testing.T) {
+		name := "429 " + string(tc.style)
+		if tc.unit != "" {
+			name += " reset " + string(tc.unit)
+		}
+		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newSimEnv(t, hexsim.Config{Limits: hexsim.Limits{Style: tc.style},
+				e := newSimEnv(t, hexsim.Config{Limits: hexsim.Limits{Style: tc.style, ResetUnit: tc.unit},
 					Faults: hexsim.Faults{Next: []hexsim.Fault{hexsim.FaultTooMany}, RetryAfter: 45 * time.Second}}, nil)
 				got, err := e.trigger("s@1", projA, hexclient.RunRequest{})
 				if err != nil || got.Attempts != 2 || got.Adopted {
@@ -357,9 +367,22 @@ func TestOutcomesEndToEnd(t *testing.T) {
 		})
 	})
 
-	t.Run("422 unknown input", func(t *testing.T) {
+	// Hex documents that unknown inputs are ignored (the sim's default: the run is
+	// created); the choice RejectUnknownInputs answers 422 {invalid, notFound}, a
+	// permanent failure.
+	t.Run("unknown input ignored (documented)", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := newSimEnv(t, hexsim.Config{Projects: []hexsim.Project{{ID: projA, Title: "Daily", Published: true, Inputs: []string{"region"}}}}, nil)
+			got, err := e.trigger("s@1", projA, hexclient.RunRequest{InputParams: map[string]any{"colour": "red"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantOneRun(t, e, got)
+		})
+	})
+	t.Run("422 unknown input (choice RejectUnknownInputs)", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newSimEnv(t, hexsim.Config{RejectUnknownInputs: true, Projects: []hexsim.Project{{ID: projA, Title: "Daily", Published: true, Inputs: []string{"region"}}}}, nil)
 			got, err := e.trigger("s@1", projA, hexclient.RunRequest{InputParams: map[string]any{"colour": "red"}})
 			var ae *hexclient.APIError
 			if got != nil || !errors.As(err, &ae) || ae.Status != 422 || ae.Class != hexclient.ClassPermanent ||
@@ -501,21 +524,30 @@ func (f tokenFunc) Token() (string, error) { return f() }
 // the window model and whichever header names the wait, no trigger of hexcron reaches
 // hexsim after a 429 and before the instant that 429 named, and every slot gets its run.
 func TestRetryAfterHonoured(t *testing.T) {
-	for _, style := range []hexsim.RetryStyle{hexsim.StyleRetryAfter, hexsim.StyleReset, hexsim.StyleBoth} {
+	type choice struct {
+		style hexsim.RetryStyle
+		unit  hexsim.ResetUnit
+	}
+	for _, c := range []choice{{hexsim.StyleRetryAfter, ""}, {hexsim.StyleReset, ""}, {hexsim.StyleBoth, ""},
+		{hexsim.StyleXRateLimit, hexsim.ResetUnix}, {hexsim.StyleXRateLimit, hexsim.ResetUnixMilli}, {hexsim.StyleXRateLimit, hexsim.ResetSeconds}} {
 		for _, window := range []hexsim.WindowModel{hexsim.WindowFixed, hexsim.WindowAnchored, hexsim.WindowRolling} {
-			t.Run(string(style)+"/"+string(window), func(t *testing.T) {
+			name := string(c.style) + "/" + string(window)
+			if c.unit != "" {
+				name = string(c.style) + " reset " + string(c.unit) + "/" + string(window)
+			}
+			t.Run(name, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					testRetryAfterHonoured(t, style, window)
+					testRetryAfterHonoured(t, c.style, c.unit, window)
 				})
 			})
 		}
 	}
 }
 
-func testRetryAfterHonoured(t *testing.T, style hexsim.RetryStyle, window hexsim.WindowModel) {
+func testRetryAfterHonoured(t *testing.T, style hexsim.RetryStyle, unit hexsim.ResetUnit, window hexsim.WindowModel) {
 	const ours, theirs = "hxtp_hexcron", "hxtp_someone_else"
 	e := newSimEnv(t, hexsim.Config{Users: []hexsim.User{{Name: "u", Tokens: []string{ours, theirs}}},
-		Limits: hexsim.Limits{Window: window, Style: style, Kernels: -1}},
+		Limits: hexsim.Limits{Window: window, Style: style, ResetUnit: unit, Kernels: -1}},
 		func(c *hexclient.Config) { c.Token = hexclient.StaticToken(ours) })
 	time.Sleep(17 * time.Second) // not on a minute boundary
 	// The other client spends the minute's 20 triggers.
@@ -588,7 +620,8 @@ func testRetryAfterHonoured(t *testing.T, style hexsim.RetryStyle, window hexsim
 }
 
 // namedInstant is the instant a 429 named: Retry-After (seconds), else RateLimit-Reset
-// (seconds from now), else X-RateLimit-Reset (Unix seconds).
+// (seconds from now), else X-RateLimit-Reset (unix seconds, unix milliseconds or
+// seconds from now, hexsim's ResetUnit choices).
 func namedInstant(t *testing.T, h http.Header, at time.Time) time.Time {
 	t.Helper()
 	if v := h.Get("Retry-After"); v != "" {
@@ -610,7 +643,13 @@ func namedInstant(t *testing.T, h http.Header, at time.Time) time.Time {
 		if err != nil {
 			t.Fatalf("X-RateLimit-Reset %q", v)
 		}
-		return time.Unix(n, 0)
+		switch {
+		case n >= 1e11: // unix milliseconds
+			return time.UnixMilli(n)
+		case n >= 1e8: // unix seconds
+			return time.Unix(n, 0)
+		}
+		return at.Add(time.Duration(n) * time.Second)
 	}
 	t.Fatalf("a 429 without a header naming the wait: %v", h)
 	return time.Time{}

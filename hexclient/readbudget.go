@@ -21,14 +21,14 @@ const (
 
 // ReadLimits are the caps on non-trigger calls of one Hex user.
 type ReadLimits struct {
-	All    Rule // every call of the user, triggers included (Hex: 60 per minute)
-	Status Rule // GetRunStatus and GetProjectRuns (Hex: about 30 per minute)
+	All    Rule   // every call of the user, triggers included (Hex: 60 per minute)
+	Status []Rule // GetRunStatus and GetProjectRuns, every rule applies (about 30 per minute)
 }
 
 // DefaultReadLimits are Hex's documented read caps: 60/min for all calls, 30/min for
 // the status group.
 func DefaultReadLimits() ReadLimits {
-	return ReadLimits{All: Rule{Limit: 60, Per: time.Minute}, Status: Rule{Limit: 30, Per: time.Minute}}
+	return ReadLimits{All: Rule{Limit: 60, Per: time.Minute}, Status: []Rule{{Limit: 30, Per: time.Minute}}}
 }
 
 // ReadBudget is an in-memory sliding log for status and list calls (the same math as
@@ -47,8 +47,8 @@ type ReadBudget struct {
 
 // NewReadBudget returns a ReadBudget on clk. skew and maxAttempt have Budget's meaning.
 func NewReadBudget(clk clock.Clock, limits ReadLimits, skew, maxAttempt time.Duration) *ReadBudget {
-	mk := func(r Rule) Budget { return Budget{Rules: []Rule{r}, Skew: skew, MaxAttempt: maxAttempt} }
-	return &ReadBudget{clock: clk, all: mk(limits.All), status: mk(limits.Status)}
+	mk := func(r ...Rule) Budget { return Budget{Rules: r, Skew: skew, MaxAttempt: maxAttempt} }
+	return &ReadBudget{clock: clk, all: mk(limits.All), status: mk(limits.Status...)}
 }
 
 // Hold makes every call wait until t (after a 429 on a read).

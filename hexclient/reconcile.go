@@ -8,22 +8,26 @@ import (
 	"time"
 )
 
-// How ambiguous attempts are resolved without giving one run to two slots and
-// without leaving a created run unclaimed, when several slots of one project are
-// triggered by this client at once:
+// How ambiguous attempts are resolved without giving one run to two slots, without
+// giving a slot another slot's run, and without leaving a created run unclaimed, when
+// several slots of one project (a matrix) are triggered by this client at once:
 //
-//   - An admitted attempt counts as in flight on its project until its outcome is
+//   - RunProject requests to one project are serialised: at most one is in flight
+//     (reserveProject). An admitted attempt counts as in flight until its outcome is
 //     known; before it stops counting, its run is marked handed out (201) or the
 //     attempt is registered as unresolved (ambiguous).
-//   - While a project has unresolved attempts, no new attempt on it is admitted.
+//   - While a project has an unresolved attempt (or a Reconcile of crash recovery
+//     runs), no new attempt on it is admitted.
 //   - A reconcile waits until the project has no attempt in flight, lists its API
-//     runs, and takes the earliest run that is not claimed, not handed out and
-//     started after its attempt (minus the skew), marking it handed out in the
-//     same critical section.
+//     runs completely (listing.go), and takes the earliest run that is not claimed,
+//     not handed out and started after its attempt (minus the skew), marking it
+//     handed out in the same critical section.
 //
-// So every visible run is either handed out, created by an unresolved attempt, or
-// someone else's; an attempt that created a run always finds at least that run
-// unclaimed, and runs are handed out one at a time.
+// So at most one attempt of a project is ever unresolved: the one run it may have
+// created is the only candidate that is not handed out and not someone else's, and a
+// slot never adopts the run of another slot of the project (whose inputs differ). Runs
+// created by another client of the project inside the skew window are the exception:
+// Hex's runs do not say which request created them.
 
 // pending is one unresolved ambiguous attempt of this client.
 type pending struct {
@@ -48,9 +52,7 @@ func (c *Client) forgetPending(p *pending) {
 	c.mu.Unlock()
 }
 
-func (c *Client) hasPending(project string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Client) hasPendingLocked(project string) bool {
 	return slices.ContainsFunc(c.pending, func(p *pending) bool { return p.project == project })
 }
 
@@ -92,9 +94,14 @@ func (c *Client) waitNoInflight(ctx context.Context, project string) error {
 // created: an API-triggered run of the project that started at or after sentAfter
 // minus Config.AdoptSkew, that claimed does not own and that this client has not
 // already handed out; with several, the earliest. It returns nil, nil when Hex has
-// no such run. For crash recovery: call it for every slot left `triggering`, one slot
-// at a time, oldest first, recording each adopted run before the next call.
+// no such run, having read every run that could be it (see listSince); when the
+// listing cannot be completed it returns an *IncompleteListingError, and the caller
+// must not conclude that no run exists. No new RunProject to the project is sent while
+// it runs. For crash recovery: call it for every slot left `triggering`, one slot at a
+// time, oldest first, recording each adopted run before the next call.
 func (c *Client) Reconcile(ctx context.Context, projectID string, sentAfter time.Time, claimed func(string) bool) (*RunStatus, error) {
+	p := c.addPending(projectID)
+	defer c.forgetPending(p)
 	return c.reconcile(ctx, projectID, sentAfter, claimed, c.log.With(KeyProject, projectID))
 }
 
@@ -103,32 +110,22 @@ func (c *Client) reconcile(ctx context.Context, projectID string, sentAfter time
 		return nil, fmt.Errorf("reconcile: %w", err)
 	}
 	cutoff := sentAfter.Add(-c.cfg.AdoptSkew)
-	const limit = 100
+	runs, err := c.listSince(ctx, projectID, cutoff)
+	if err != nil {
+		c.obs.OnReconcile("error")
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
 	var found []RunStatus
-	for page, offset := 0, 0; page < c.cfg.ReconcilePages; page++ {
-		p, err := c.GetProjectRuns(ctx, projectID, RunsQuery{Limit: limit, Offset: offset, RunTriggerFilter: "API"})
-		if err != nil {
-			c.obs.OnReconcile("error")
-			return nil, fmt.Errorf("reconcile: %w", err)
+	for _, r := range runs {
+		switch {
+		case !r.StartTime.IsZero() && r.StartTime.Before(cutoff):
+		case r.StartTime.IsZero() && r.Status.Terminal():
+			// ended without a start time: not a run created just now
+		case r.RunTrigger != "" && r.RunTrigger != "API":
+		case claimed != nil && claimed(r.RunID):
+		default:
+			found = append(found, r)
 		}
-		older := 0
-		for _, r := range p.Runs {
-			switch {
-			case !r.StartTime.IsZero() && r.StartTime.Before(cutoff):
-				older++
-			case r.StartTime.IsZero() && r.Status.Terminal():
-				// ended without a start time: not a run created just now
-			case r.RunTrigger != "" && r.RunTrigger != "API":
-			case claimed != nil && claimed(r.RunID):
-			default:
-				found = append(found, r)
-			}
-		}
-		// Hex lists newest first [I]; a page entirely older than the cutoff ends the search.
-		if len(p.Runs) < limit || p.NextPage == "" || older == len(p.Runs) {
-			break
-		}
-		offset += len(p.Runs)
 	}
 	slices.SortStableFunc(found, func(a, b RunStatus) int {
 		switch {

@@ -13,7 +13,8 @@ type Stats struct {
 	// reserve).
 	ReadsUsed, ReadsLimit int
 	// StatusUsed and StatusLimit are the same for the status group (GetRunStatus and
-	// GetProjectRuns).
+	// GetProjectRuns), for its rule with the least room left when budget.reads has
+	// several.
 	StatusUsed, StatusLimit int
 }
 
@@ -22,22 +23,24 @@ func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	paused := c.authPaused
 	c.mu.Unlock()
-	all, status := c.reads.Used(c.clock.Now())
+	all, status, statusLimit := c.reads.Used(c.clock.Now())
 	return Stats{
 		AuthPaused: paused,
 		ReadsUsed:  all, ReadsLimit: c.cfg.ReadLimits.All.usable(),
-		StatusUsed: status, StatusLimit: c.cfg.ReadLimits.Status.usable(),
+		StatusUsed: status, StatusLimit: statusLimit,
 	}
 }
 
 // Used returns how many calls occupy the current window (the last Per before now) of
-// the all-calls rule and of the status rule, by the same account as admission: a call
-// occupies its window from when it was sent until its response arrived plus the skew.
-func (r *ReadBudget) Used(now time.Time) (all, status int) {
+// the all-calls rule, and of the status group's fullest rule (the one with the least
+// room left) together with that rule's usable limit, by the same account as admission:
+// a call occupies its window from when it was sent until its response arrived plus the
+// skew.
+func (r *ReadBudget) Used(now time.Time) (all, status, statusLimit int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	count := func(log *[]*Attempt, b Budget) int {
-		from := now.Add(-b.Rules[0].Per)
+	count := func(log *[]*Attempt, b Budget, per time.Duration) int {
+		from := now.Add(-per)
 		n := 0
 		for _, a := range r.viewLocked(now, log, b) {
 			if !a.Sent.After(now) && b.end(now, a).After(from) {
@@ -46,5 +49,12 @@ func (r *ReadBudget) Used(now time.Time) (all, status int) {
 		}
 		return n
 	}
-	return count(&r.allLog, r.all), count(&r.statusLog, r.status)
+	all = count(&r.allLog, r.all, r.all.Rules[0].Per)
+	for i, rule := range r.status.Rules {
+		n, lim := count(&r.statusLog, r.status, rule.Per), rule.usable()
+		if i == 0 || lim-n < statusLimit-status {
+			status, statusLimit = n, lim
+		}
+	}
+	return all, status, statusLimit
 }

@@ -24,7 +24,7 @@ func TestStats(t *testing.T) {
 			c.Token = src
 			c.ReadLimits = hexclient.ReadLimits{
 				All:    hexclient.Rule{Limit: 50, Per: time.Minute, Reserve: 5},
-				Status: hexclient.Rule{Limit: 25, Per: time.Minute},
+				Status: []hexclient.Rule{{Limit: 25, Per: time.Minute}},
 			}
 		})
 		want := func(what string, w hexclient.Stats) {

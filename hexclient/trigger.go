@@ -31,6 +31,9 @@ type Triggered struct {
 	RunURL       string
 	RunStatusURL string
 	TraceID      string
+	// ProjectVersion is the published project version the run executes, as Hex
+	// reported it (RunProject's or the listing's projectVersion); "" when not given.
+	ProjectVersion string
 	// Adopted is true when an ambiguous attempt's run was found by listing.
 	Adopted bool
 	// Attempts is how many RunProject requests were sent.
@@ -59,9 +62,12 @@ type triggerRun struct {
 
 // Trigger creates one run for req.Slot, or adopts the run an ambiguous attempt
 // created. It blocks until the run exists (*Triggered), the request fails permanently
-// (*APIError with Class ClassPermanent), req.Deadline passes (*DeadlineError, matching
-// ErrDeadline) or ctx ends (*CanceledError). A Ledger error (for instance a slot
-// already triggered elsewhere) is returned wrapped. See docs/trigger-protocol.md.
+// (*APIError with Class ClassPermanent), Hex refuses the project with 403 or the
+// project is held after one (*ProjectRefusedError, matching ErrProjectRefused), an
+// ambiguous attempt cannot be resolved (*UnresolvedError, matching ErrUnresolved),
+// req.Deadline passes (*DeadlineError, matching ErrDeadline) or ctx ends
+// (*CanceledError). A Ledger error (for instance a slot already triggered elsewhere)
+// is returned wrapped. See docs/trigger-protocol.md.
 func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, error) {
 	body, err := marshalBody(req.Body)
 	if err != nil {
@@ -83,6 +89,10 @@ func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, e
 		c.obs.OnTrigger("trigger_deadline")
 		t.log.Warn("trigger deadline passed; slot not triggered", KeyAttempt, t.attempts, KeyErr, t.last,
 			"unresolved", !t.unresolved.IsZero())
+	case errors.Is(err, ErrUnresolved):
+		c.obs.OnTrigger("trigger_unresolved")
+	case errors.Is(err, ErrProjectRefused):
+		c.obs.OnTrigger("trigger_refused")
 	case errors.As(err, new(*CanceledError)):
 		c.obs.OnTrigger("trigger_canceled")
 		t.log.Info("trigger interrupted", KeyAttempt, t.attempts, "unresolved", !t.unresolved.IsZero())
@@ -162,6 +172,7 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 		case ClassAmbiguous, ClassCanceled:
 			t.markAmbiguous(sent)
 		}
+		refused := c.afterRunProject(alog, t.req.ProjectID, class, apiErr, arrived)
 		c.endInflight(t.req.ProjectID)
 		c.obs.OnTrigger(class.String())
 		if apiErr != nil {
@@ -177,7 +188,7 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 			}
 			alog.Debug("run triggered", KeyRun, created.RunID, KeyTraceID, created.TraceID)
 			return &Triggered{RunID: created.RunID, RunURL: created.RunURL, RunStatusURL: created.RunStatusURL,
-				TraceID: created.TraceID, Attempts: t.attempts, Sent: sent}, nil
+				TraceID: created.TraceID, ProjectVersion: created.ProjectVersion, Attempts: t.attempts, Sent: sent}, nil
 
 		case ClassRateLimited:
 			t.rateLimited(alog, resp, apiErr, arrived)
@@ -213,6 +224,9 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 
 		case ClassAuth:
 			c.pauseAuth(alog, apiErr)
+
+		case ClassForbidden:
+			return nil, refused
 
 		case ClassCanceled:
 			return nil, t.canceledErr(apiErr.Err)
@@ -265,10 +279,13 @@ func (t *triggerRun) rateLimited(alog *slog.Logger, resp *response, apiErr *APIE
 	alog.Info("rate limited; waiting", KeyWait, wait, KeyTraceID, apiErr.TraceID)
 }
 
-// admit waits for the hold, the auth pause, the token and the budget, and records
-// one attempt in the ledger (and in the all-calls read log).
+// admit waits for the hold, the auth pause, the project's turn, the token and the
+// budget, and records one attempt in the ledger (and in the all-calls read log). The
+// attempt then counts as the project's one request in flight. A project held after a
+// 403 ends the trigger at once with a *ProjectRefusedError.
 func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent time.Time, done func(time.Time), err error) {
 	c := t.c
+	project := t.req.ProjectID
 	for {
 		now := c.clock.Now()
 		if !now.Before(t.req.Deadline) {
@@ -279,14 +296,6 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 		c.mu.Unlock()
 		if paused {
 			if err := c.probeAuth(ctx, t.req.Deadline, t.log); err != nil {
-				return "", 0, time.Time{}, nil, t.stopErr(err)
-			}
-			continue
-		}
-		if c.hasPending(t.req.ProjectID) {
-			// Another slot of this project is resolving an ambiguous attempt: no new
-			// request to the project until it knows whether its run exists.
-			if err := c.sleepUntil(ctx, t.req.Deadline, t.req.Deadline, changed); err != nil {
 				return "", 0, time.Time{}, nil, t.stopErr(err)
 			}
 			continue
@@ -307,8 +316,24 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			}
 		}
 		c.leaveKernelWait(t)
+		// One RunProject request to a project at a time, and none while an ambiguous
+		// attempt on it is unresolved: a run is then never handed to the wrong slot of
+		// the project (see reconcile.go), and a project refusing with 403 sees one
+		// request, not one per slot.
+		busy, refused := c.reserveProject(project, now)
+		if refused != nil {
+			t.log.Debug("project held after a 403; not sent", KeyErr, refused)
+			return "", 0, time.Time{}, nil, refused
+		}
+		if busy {
+			if err := c.sleepUntil(ctx, t.req.Deadline, t.req.Deadline, changed); err != nil {
+				return "", 0, time.Time{}, nil, t.stopErr(err)
+			}
+			continue
+		}
 		tok, terr := c.cfg.Token.Token()
 		if terr != nil {
+			c.releaseProject(project)
 			c.pauseAuth(t.log, &APIError{Op: "read token", Class: ClassAuth, Err: terr})
 			continue
 		}
@@ -325,30 +350,36 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			return err == nil && wait <= 0, err
 		})
 		if err != nil {
+			c.releaseProject(project)
 			if ctx.Err() != nil {
 				return "", 0, time.Time{}, nil, t.canceledErr(ctx.Err())
 			}
 			return "", 0, time.Time{}, nil, fmt.Errorf("hexclient: trigger %s: %w", t.req.Slot, err)
 		}
 		if rbDone != nil {
-			c.beginInflight(t.req.ProjectID)
 			return tok, aid, now, rbDone, nil
 		}
+		c.releaseProject(project)
 		t.log.Debug("waiting for trigger budget", KeyWait, wait)
-		if err := c.sleepUntil(ctx, now.Add(wait), t.req.Deadline, changed); err != nil {
+		// Not woken by other changes: the project's release just now is one, and two
+		// triggers of one project waiting for budget must not wake each other in turn.
+		// The budget and every hold are checked again after the wait.
+		if err := c.sleepUntil(ctx, now.Add(wait), t.req.Deadline, nil); err != nil {
 			return "", 0, time.Time{}, nil, t.stopErr(err)
 		}
 	}
 }
 
 // resolve waits the visibility delay (and the backoff), then lists the project's API
-// runs: it returns the adopted run, or nil, nil when a listing showed none (the caller
-// may re-POST), or the error that ends Trigger. A failed listing is retried; it never
-// leads to a re-POST.
+// runs: it returns the adopted run, or nil, nil when a complete listing showed none (the
+// caller may re-POST), or the error that ends Trigger. A failed listing is retried; a
+// listing that cannot be completed is retried twice, then ends Trigger with an
+// *UnresolvedError. Neither ever leads to a re-POST.
 func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 	c := t.c
 	wait := max(c.cfg.VisibilityDelay, c.jitter(c.cfg.ServerBackoff, t.ambN))
 	t.ambN++
+	incomplete := 0
 	for {
 		now := c.clock.Now()
 		err := c.sleepUntil(ctx, now.Add(wait), t.req.Deadline, nil)
@@ -364,6 +395,15 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 			if ctx.Err() != nil {
 				return nil, t.canceledErr(ctx.Err())
 			}
+			t.last = lerr
+			if errors.Is(lerr, ErrIncompleteListing) {
+				incomplete++
+				if incomplete >= 3 || pastDeadline {
+					t.log.Error("cannot tell whether an ambiguous trigger created a run: the project's run listing cannot be read completely; not sending it again",
+						KeyErr, lerr)
+					return nil, &UnresolvedError{Slot: t.req.Slot, Sent: t.unresolved, Attempts: t.attempts, Err: lerr}
+				}
+			}
 			t.log.Warn("could not list the project's runs to resolve an ambiguous trigger", KeyErr, lerr)
 			if pastDeadline {
 				return nil, t.deadlineErr()
@@ -377,7 +417,7 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 			t.pend = nil
 			t.log.Info("adopted the run an ambiguous attempt created", KeyRun, run.RunID, KeyTraceID, run.TraceID)
 			return &Triggered{RunID: run.RunID, RunURL: run.RunURL, RunStatusURL: c.runStatusURL(t.req.ProjectID, run.RunID),
-				TraceID: run.TraceID, Adopted: true, Attempts: t.attempts, Sent: t.unresolved}, nil
+				TraceID: run.TraceID, ProjectVersion: run.ProjectVersion, Adopted: true, Attempts: t.attempts, Sent: t.unresolved}, nil
 		default:
 			t.unresolved = time.Time{}
 			c.forgetPending(t.pend)
@@ -477,8 +517,9 @@ func (c *Client) succeeded(runID string, now time.Time) {
 	}
 }
 
-// pauseAuth stops triggering after a 401/403 (or an unreadable token) until a probe
-// succeeds; the first failure of an episode logs one ERROR saying what to do.
+// pauseAuth stops triggering after a 401 (or an unreadable token) until a probe
+// succeeds; the first failure of an episode logs one ERROR saying what to do (a
+// refused token, or a base URL of the wrong region or tenant).
 func (c *Client) pauseAuth(log *slog.Logger, e *APIError) {
 	c.mu.Lock()
 	first := !c.authPaused
@@ -492,7 +533,8 @@ func (c *Client) pauseAuth(log *slog.Logger, e *APIError) {
 		return
 	}
 	c.obs.OnHold("auth", time.Time{})
-	log.Error("Hex refused the API token; triggering is paused. Rotate the token: a token file is re-read on every request, "+
+	log.Error("Hex refused the API token; triggering is paused. The token is revoked, expired or wrong, or hex.base_url is not your workspace's "+
+		"region or tenant (an EU or single-tenant workspace is not reached through app.hex.tech). Rotate the token: a token file is re-read on every request, "+
 		"so writing the new token there is enough; a systemd credential (LoadCredential= hex-token) is copied when the service starts, "+
 		"so write it and run `systemctl restart hexcron` (a reload does not re-read it). "+
 		"Triggering resumes by itself once a read with the token succeeds",
@@ -500,7 +542,8 @@ func (c *Client) pauseAuth(log *slog.Logger, e *APIError) {
 }
 
 // probeAuth waits until a cheap read (ListProjects limit=1) with the token source's
-// current token succeeds, one prober at a time. It returns errDeadlineReached or
+// current token is accepted (a 2xx, or a 403: the token is good, a scope is missing),
+// one prober at a time. It returns errDeadlineReached or
 // ctx's error when those end first.
 func (c *Client) probeAuth(ctx context.Context, deadline time.Time, log *slog.Logger) error {
 	c.mu.Lock()
@@ -530,7 +573,9 @@ func (c *Client) probeAuth(ctx context.Context, deadline time.Time, log *slog.Lo
 			return nil
 		}
 		_, err := c.ListProjects(ctx, ProjectsQuery{Limit: 1})
-		if err == nil {
+		var ae *APIError
+		if err == nil || (errors.As(err, &ae) && ae.Class == ClassForbidden) {
+			// A 403 is about a scope, not the token: Hex accepted the token.
 			c.resumeAuth(log) // already done by the read itself; here for clarity
 			return nil
 		}

@@ -461,6 +461,30 @@ func TestReadsGoThroughReadBudget(t *testing.T) {
 	})
 }
 
+// TestReadsHonourEveryStatusRule: with two status rules (a loose per-minute one and a
+// tight per-hour one) both apply: the hourly rule holds the 6th read for an hour
+// although the per-minute rule has room.
+func TestReadsHonourEveryStatusRule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeHex{t: t}
+		c, _, _ := testClient(t, f, StaticToken("hxtp_ok"), func(cfg *Config) {
+			cfg.ReadLimits.Status = []Rule{{Limit: 30, Per: time.Minute}, {Limit: 5, Per: time.Hour}}
+		})
+		for range 6 {
+			if _, err := c.GetProjectRuns(context.Background(), testProject, RunsQuery{Limit: 5}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, lists, _ := f.snapshot()
+		if gap := lists[4].Sub(lists[0]); gap != 0 {
+			t.Fatalf("the first 5 reads waited %v", gap)
+		}
+		if gap := lists[5].Sub(lists[0]); gap < time.Hour {
+			t.Fatalf("6th status read %v after the first, want >= 1h (the second rule, 5 per hour)", gap)
+		}
+	})
+}
+
 // badStatus makes sure a non-2xx read is an *APIError with the decoded reason.
 func TestReadErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

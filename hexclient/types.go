@@ -112,6 +112,30 @@ type Project struct {
 	Title           string
 	Type            string
 	LastPublishedAt time.Time // zero: never published (RunProject answers 422)
+	ArchivedAt      time.Time // zero: not archived
+	TrashedAt       time.Time // zero: not in the trash
+	// Schedules are the project's own Hex schedules (GetProject's schedules).
+	Schedules []HexSchedule
+}
+
+// HexSchedule is one of a project's own schedules in Hex.
+type HexSchedule struct {
+	Cadence  string // HOURLY, DAILY, WEEKLY, MONTHLY or CUSTOM
+	Enabled  bool
+	Cron     string // a CUSTOM cadence's expression
+	Timezone string
+}
+
+// String describes the schedule for people: "CUSTOM 0 6 * * * (Europe/Berlin)".
+func (h HexSchedule) String() string {
+	s := h.Cadence
+	if h.Cron != "" {
+		s += " " + h.Cron
+	}
+	if h.Timezone != "" {
+		s += " (" + h.Timezone + ")"
+	}
+	return s
 }
 
 // Published reports whether the project has a published version that can run.
@@ -292,11 +316,53 @@ func decodeRunCreated(body []byte) (*RunCreated, error) {
 }
 
 type wireProject struct {
-	ID              flexString `json:"id"`
-	ProjectID       flexString `json:"projectId"`
-	Title           flexString `json:"title"`
-	Type            flexString `json:"type"`
-	LastPublishedAt flexTime   `json:"lastPublishedAt"`
+	ID              flexString    `json:"id"`
+	ProjectID       flexString    `json:"projectId"`
+	Title           flexString    `json:"title"`
+	Type            flexString    `json:"type"`
+	LastPublishedAt flexTime      `json:"lastPublishedAt"`
+	ArchivedAt      flexTime      `json:"archivedAt"`
+	TrashedAt       flexTime      `json:"trashedAt"`
+	Schedules       flexSchedules `json:"schedules"`
+}
+
+// flexSchedules decodes GetProject's schedules tolerantly: anything but an array of
+// objects is no schedules, and an entry's unknown fields are ignored.
+type flexSchedules []HexSchedule
+
+func (f *flexSchedules) UnmarshalJSON(b []byte) error {
+	var raw []struct {
+		Cadence flexString `json:"cadence"`
+		Enabled *bool      `json:"enabled"`
+		Custom  *struct {
+			Cron     flexString `json:"cron"`
+			Timezone flexString `json:"timezone"`
+		} `json:"custom"`
+		Hourly, Daily, Weekly, Monthly *struct {
+			Timezone flexString `json:"timezone"`
+		}
+	}
+	if json.Unmarshal(b, &raw) != nil {
+		*f = nil
+		return nil
+	}
+	out := make(flexSchedules, 0, len(raw))
+	for _, r := range raw {
+		h := HexSchedule{Cadence: strings.ToUpper(string(r.Cadence)), Enabled: r.Enabled == nil || *r.Enabled}
+		if r.Custom != nil {
+			h.Cron, h.Timezone = string(r.Custom.Cron), string(r.Custom.Timezone)
+		}
+		for _, c := range []*struct {
+			Timezone flexString `json:"timezone"`
+		}{r.Hourly, r.Daily, r.Weekly, r.Monthly} {
+			if c != nil && h.Timezone == "" {
+				h.Timezone = string(c.Timezone)
+			}
+		}
+		out = append(out, h)
+	}
+	*f = out
+	return nil
 }
 
 func (w wireProject) project() Project {
@@ -304,7 +370,8 @@ func (w wireProject) project() Project {
 	if id == "" {
 		id = string(w.ProjectID)
 	}
-	return Project{ID: id, Title: string(w.Title), Type: string(w.Type), LastPublishedAt: time.Time(w.LastPublishedAt)}
+	return Project{ID: id, Title: string(w.Title), Type: string(w.Type), LastPublishedAt: time.Time(w.LastPublishedAt),
+		ArchivedAt: time.Time(w.ArchivedAt), TrashedAt: time.Time(w.TrashedAt), Schedules: []HexSchedule(w.Schedules)}
 }
 
 func decodeProject(body []byte) (*Project, error) {

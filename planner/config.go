@@ -45,7 +45,7 @@ type Config struct {
 
 // Hex says where the Hex API is.
 type Hex struct {
-	BaseURL   string // without a trailing slash
+	BaseURL   string // Hex's API root as SCHEME://HOST/api/v1 (see NormalizeBaseURL)
 	TokenFile string // optional; the token comes first from $CREDENTIALS_DIRECTORY/hex-token, then $HEX_API_TOKEN
 }
 
@@ -96,6 +96,7 @@ type Schedule struct {
 	UpdatePublishedResults *bool               // nil: Hex's default
 	Notify                 []Notify            // nil: none
 	Matrix                 map[string][]string // one firing per combination of values
+	View                   string              // Hex viewId: run this saved view (never with Params or Matrix)
 
 	Line int // where the schedule starts in the file
 

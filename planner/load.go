@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -40,7 +38,7 @@ var (
 	budgetKeys     = []string{"triggers", "reads", "min_spacing", "max_running"}
 	ruleKeys       = []string{"limit", "per", "reserve"}
 	defaultKeys    = []string{"timezone", "window", "timeout", "overlap", "catchup", "priority", "params", "use_cached_sql", "update_published_results", "notify"}
-	scheduleOnly   = []string{"name", "project", "cron", "matrix"}
+	scheduleOnly   = []string{"name", "project", "cron", "matrix", "view"}
 	scheduleKeys   = append(slices.Clone(scheduleOnly), defaultKeys...)
 	notifyKeys     = []string{"on", "slack_channels", "user_ids", "group_ids", "include_success_screenshot"}
 	referenceStart = time.Date(2026, time.January, 5, 0, 0, 0, 0, time.UTC) // a Monday, far from DST transitions
@@ -399,9 +397,12 @@ func (d *decoder) hex(n *yaml.Node, cfg *Config) {
 	for _, e := range d.fields(n, "hex", hexKeys) {
 		switch e.key {
 		case "base_url":
-			s, ok := d.str(e.v, e.field)
-			if ok && d.checkBaseURL(e.v, e.field, s) {
-				cfg.Hex.BaseURL = strings.TrimRight(s, "/")
+			if s, ok := d.str(e.v, e.field); ok {
+				if base, err := NormalizeBaseURL(s); err != nil {
+					d.errorf(e.v, e.field, "%v", err)
+				} else {
+					cfg.Hex.BaseURL = base
+				}
 			}
 		case "token_file":
 			if s, ok := d.str(e.v, e.field); ok {
@@ -409,31 +410,6 @@ func (d *decoder) hex(n *yaml.Node, cfg *Config) {
 			}
 		}
 	}
-}
-
-func (d *decoder) checkBaseURL(n *yaml.Node, field, s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		d.errorf(n, field, "%s is not an http(s) URL like %s", quote(s), DefaultBaseURL)
-		return false
-	}
-	if u.User != nil {
-		d.errorf(n, field, "must not carry credentials")
-		return false
-	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		d.errorf(n, field, "must use https (plain http is allowed only for localhost): the token would travel in clear")
-		return false
-	}
-	return true
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (d *decoder) budget(n *yaml.Node, cfg *Config) {
@@ -545,6 +521,7 @@ type rawSched struct {
 	useCached, updatePublished  opt[bool]
 	notify                      opt[[]Notify]
 	matrix                      opt[map[string][]string]
+	view                        opt[string]
 	loc                         *time.Location
 	spec                        *cronSpec
 	bad                         bool            // some value was rejected
@@ -588,12 +565,18 @@ func (d *decoder) sched(n *yaml.Node, field string, known []string) rawSched {
 			continue
 		}
 		switch e.key {
-		case "name", "project", "cron", "overlap":
+		case "name", "project", "cron", "overlap", "view":
 			s, ok := d.str(e.v, e.field)
 			if !ok {
 				continue
 			}
 			switch e.key {
+			case "view":
+				if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\r\n") || len(s) > 200 {
+					d.errorf(e.v, e.field, "%s is not a Hex view id: copy the saved view's id from Hex (no spaces)", quote(s))
+					continue
+				}
+				r.view.put(s, e)
 			case "name":
 				if !slugRE.MatchString(s) {
 					d.errorf(e.v, e.field, "%s is not a slug: use lowercase letters, digits and hyphens (at most 63), e.g. revenue-dashboard", quote(s))

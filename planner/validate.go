@@ -55,6 +55,7 @@ func (d *decoder) build(cfg *Config, def *rawSched, raws []rawSched) {
 			Priority: pick(r.priority.v, def.priority.v, r.priority.set, def.priority.set, 0),
 			Notify:   pick(r.notify.v, def.notify.v, r.notify.set, def.notify.set, nil),
 			Matrix:   r.matrix.v,
+			View:     r.view.v,
 			Line:     r.line,
 			spec:     r.spec,
 		}
@@ -73,11 +74,32 @@ func (d *decoder) build(cfg *Config, def *rawSched, raws []rawSched) {
 			}
 			maps.Copy(s.Params, r.params.v)
 		}
+		d.checkRunBody(&s, r, def, f)
 		cfg.Schedules = append(cfg.Schedules, s)
 		if !r.bad && !def.bad && s.spec != nil {
 			d.checkAgainstCaps(cfg, &cfg.Schedules[len(cfg.Schedules)-1], r, f)
 		}
 	}
+}
+
+// checkRunBody refuses what Hex's RunProject refuses: a viewId together with
+// inputParams (params, from the schedule or defaults, or matrix values).
+func (d *decoder) checkRunBody(s *Schedule, r *rawSched, def *rawSched, f string) {
+	if !r.view.set || (len(s.Params) == 0 && len(s.Matrix) == 0) {
+		return
+	}
+	from := func() string {
+		switch {
+		case len(s.Matrix) > 0:
+			return fmt.Sprintf("its matrix (line %d)", r.mline)
+		case r.params.set:
+			return fmt.Sprintf("its params (line %d)", r.params.line)
+		}
+		return fmt.Sprintf("defaults.params (line %d), which applies to every schedule: move those params to the schedules that need them", def.params.line)
+	}
+	d.errs = append(d.errs, Problem{File: d.file, Line: r.view.line, Field: join(f, "view"),
+		Message: "cannot be combined with input params, as Hex refuses viewId together with inputParams (the view brings its own inputs); the input params come from " + from()})
+	r.bad = true
 }
 
 // pick returns the schedule's value, else the defaults section's, else the built-in.

@@ -44,6 +44,8 @@ type Config struct {
 	Grace time.Duration
 	// HistoryAge is how long slot history is kept (default 90 days; 0 keeps it).
 	HistoryAge time.Duration
+	// NoPreflight turns off the preflight (Check) at start and on reload.
+	NoPreflight bool
 }
 
 // Daemon is the scheduling loop. Run it once.
@@ -64,6 +66,8 @@ type Daemon struct {
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
 	stopping   bool // shutdown has begun: start nothing new
+
+	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -187,6 +191,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.cfg.Notifier.Notify("READY=1")
 	d.notifyStatus(ctx, now)
 	d.log.Info("hexcron running", "schedules", len(conf.Schedules), "horizon", d.cfg.Horizon, "firings_planned", len(d.plan))
+	d.startPreflight(ctx, conf, true)
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
@@ -262,6 +267,9 @@ func (d *Daemon) Healthy() error {
 func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	d.cfg.Notifier.Notify("STOPPING=1")
 	d.stopping = true
+	if d.stopPreflight != nil {
+		d.stopPreflight()
+	}
 	ctx := context.Background()
 	n := len(d.inflight)
 	d.log.Info("stopping: no new triggers", "in_flight", n)
@@ -298,6 +306,12 @@ func (d *Daemon) reload(ctx context.Context) {
 		d.log.Error("reload failed; the previous config keeps running", keyErr, err)
 		return
 	}
+	if changes := restartOnly(d.config(), conf); len(changes) > 0 {
+		d.cfg.Metrics.ObserveReload(false)
+		d.log.Error("reload refused: "+strings.Join(changes, "; ")+": the Hex client is built at start, so this needs a restart (systemctl restart hexcron); the previous config keeps running",
+			"file", conf.File)
+		return
+	}
 	for _, w := range conf.Warnings {
 		d.log.Warn("config warning", keyErr, w.String())
 	}
@@ -309,6 +323,8 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.cfg.Metrics.ObserveReload(true)
 	d.metricsConfig(ctx, conf, d.cfg.Clock.Now())
 	d.log.Info("reloaded", "schedules", len(conf.Schedules))
+	d.cfg.Hex.ReleaseHolds() // "fix access, then reload": the next request to each project tells
+	d.startPreflight(ctx, conf, false)
 	d.requeue(ctx, conf, now)
 	d.replan(ctx, now)
 }
@@ -611,7 +627,7 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 		r := ev.res
 		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateTriggered, state.Update{
 			At: now, RunID: r.RunID, RunURL: r.RunURL, TraceID: r.TraceID, Triggered: r.Sent,
-			Project: ev.project, Timeout: ev.timeout,
+			Project: ev.project, Timeout: ev.timeout, ProjectVersion: r.ProjectVersion,
 		}); err != nil {
 			d.log.Error("record triggered", keySlot, f.Slot, keyRun, r.RunID, keyErr, err)
 		}
@@ -640,6 +656,9 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 		return
 	}
 	d.nextReplan = time.Time{}
+	if d.outcomeOfHex(ctx, f, ev.err, now) {
+		return true
+	}
 	var apiErr *hexclient.APIError
 	var dlErr *hexclient.DeadlineError
 	switch {

@@ -88,10 +88,7 @@ func simOnPipe(t *testing.T, simCfg hexsim.Config) *pipeSim {
 // config before New.
 func (p *pipeSim) daemon(t *testing.T, db *state.DB, conf *planner.Config, configPath string, logger *slog.Logger, seed uint64, tweak ...func(*Config)) *Daemon {
 	t.Helper()
-	var rules []hexclient.Rule
-	for _, r := range conf.Budget.Triggers {
-		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
+	budget, reads := ClientLimits(conf)
 	hc, err := hexclient.New(hexclient.Config{
 		BaseURL:    pipeBaseURL,
 		Token:      hexclient.StaticToken("hxtp_sim_test"),
@@ -100,7 +97,8 @@ func (p *pipeSim) daemon(t *testing.T, db *state.DB, conf *planner.Config, confi
 		Rand:       rand.New(rand.NewPCG(seed, 2)),
 		Logger:     logger,
 		Ledger:     Ledger{DB: db},
-		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
+		Budget:     budget,
+		ReadLimits: reads,
 	})
 	if err != nil {
 		t.Fatal(err)

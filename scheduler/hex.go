@@ -15,4 +15,8 @@ type Hex interface {
 	GetProjectRuns(ctx context.Context, projectID string, q hexclient.RunsQuery) (*hexclient.RunsPage, error)
 	CancelRun(ctx context.Context, projectID, runID string) error
 	KernelFreed()
+	// ReleaseHolds lifts the holds of projects refused with 403 (on reload).
+	ReleaseHolds() []string
+	// ListProjects and GetProject serve the preflight (Check).
+	CheckClient
 }

@@ -36,9 +36,10 @@ const (
 	outcomeAdopted      = "adopted"       // an ambiguous attempt's run was found at Hex
 	outcomeFailed       = "failed"        // Hex refused it for good, or the trigger gave up
 	outcomeWindowClosed = "window_closed" // the window closed before a trigger went through
+	outcomeUnknown      = "unknown"       // an ambiguous attempt could not be resolved: Hex may have run it
 )
 
-var triggerOutcomes = []string{outcomeCreated, outcomeAdopted, outcomeFailed, outcomeWindowClosed}
+var triggerOutcomes = []string{outcomeCreated, outcomeAdopted, outcomeFailed, outcomeWindowClosed, outcomeUnknown}
 
 // skipReason classifies why a slot was recorded skipped (hexcron_skips_total{reason});
 // the slot's row and log line carry the full reason.
@@ -53,9 +54,10 @@ const (
 	skipMissed       skipReason = "missed"        // its window closed while hexcron was down
 	skipInterrupted  skipReason = "interrupted"   // a trigger interrupted by a stop or crash that Hex never saw, window closed
 	skipRemoved      skipReason = "removed"       // a queued firing whose schedule or matrix value a reload removed
+	skipForbidden    skipReason = "forbidden"     // its project is held after Hex answered 403
 )
 
-var skipReasons = []skipReason{skipOverlap, skipMaxRunning, skipUnplaced, skipWindowClosed, skipMissed, skipInterrupted, skipRemoved}
+var skipReasons = []skipReason{skipOverlap, skipMaxRunning, skipUnplaced, skipWindowClosed, skipMissed, skipInterrupted, skipRemoved, skipForbidden}
 
 // runStatuses are the final states of a run (hexcron_runs_total{status}).
 var runStatuses = []state.State{state.StateCompleted, state.StateErrored, state.StateKilled,
@@ -63,7 +65,7 @@ var runStatuses = []state.State{state.StateCompleted, state.StateErrored, state.
 
 // Label values the Hex client reports through hexclient.Observer.
 var (
-	holdReasons      = []string{"kernel_cap", "rate_limited", "auth"}
+	holdReasons      = []string{"kernel_cap", "rate_limited", "auth", "forbidden"}
 	reconcileResults = []string{"adopted", "none", "error"}
 	readGroups       = []string{"all", "status"}
 )
@@ -122,19 +124,19 @@ func NewMetrics(version string) *Metrics {
 		}, []string{"version", "goversion"}),
 		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_triggers_total",
-			Help: "Slots whose trigger ended, by schedule and outcome: created, adopted (an ambiguous attempt's run found at Hex), failed, window_closed.",
+			Help: "Slots whose trigger ended, by schedule and outcome: created, adopted (an ambiguous attempt's run found at Hex), failed, window_closed, unknown (an ambiguous attempt Hex's run list could not resolve).",
 		}, []string{"schedule", "outcome"}),
 		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_skips_total",
-			Help: "Slots recorded skipped, by schedule and reason: overlap, max_running, unplaced, window_closed, missed, interrupted, removed.",
+			Help: "Slots recorded skipped, by schedule and reason: overlap, max_running, unplaced, window_closed, missed, interrupted, removed, forbidden.",
 		}, []string{"schedule", "reason"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_trigger_attempts_total",
-			Help: "RunProject HTTP attempts by outcome class: ok, rate_limited, kernel_cap, ambiguous, auth, permanent, unreachable, canceled.",
+			Help: "RunProject HTTP attempts by outcome class: ok, rate_limited, kernel_cap, ambiguous, auth, permanent, unreachable, canceled, forbidden.",
 		}, []string{"class"}),
 		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_trigger_holds_total",
-			Help: "Times triggering was held, by reason: kernel_cap, rate_limited, auth.",
+			Help: "Times triggering was held, by reason: kernel_cap, rate_limited, auth, forbidden (one project held after a 403).",
 		}, []string{"reason"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_runs_total",
@@ -206,7 +208,7 @@ func NewMetrics(version string) *Metrics {
 		clientCollector{m},
 	)
 	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	for c := hexclient.ClassOK; c <= hexclient.ClassCanceled; c++ {
+	for c := hexclient.ClassOK; c <= hexclient.ClassForbidden; c++ {
 		m.attempts.WithLabelValues(c.String())
 	}
 	for _, r := range holdReasons {

@@ -195,11 +195,11 @@ func TestMetricsFirstScrape(t *testing.T) {
 
 	scheds := []string{"daily-report", "hourly-sync"}
 	want := map[string][]string{
-		"hexcron_triggers_total":         cross("schedule", scheds, "outcome", []string{"created", "adopted", "failed", "window_closed"}),
-		"hexcron_skips_total":            cross("schedule", scheds, "reason", []string{"overlap", "max_running", "unplaced", "window_closed", "missed", "interrupted", "removed"}),
+		"hexcron_triggers_total":         cross("schedule", scheds, "outcome", []string{"created", "adopted", "failed", "window_closed", "unknown"}),
+		"hexcron_skips_total":            cross("schedule", scheds, "reason", []string{"overlap", "max_running", "unplaced", "window_closed", "missed", "interrupted", "removed", "forbidden"}),
 		"hexcron_runs_total":             cross("schedule", scheds, "status", []string{"completed", "errored", "killed", "timed_out", "unable_to_allocate", "unknown"}),
-		"hexcron_trigger_attempts_total": labelled("class", "ok", "rate_limited", "kernel_cap", "ambiguous", "auth", "permanent", "unreachable", "canceled"),
-		"hexcron_trigger_holds_total":    labelled("reason", "kernel_cap", "rate_limited", "auth"),
+		"hexcron_trigger_attempts_total": labelled("class", "ok", "rate_limited", "kernel_cap", "ambiguous", "auth", "permanent", "unreachable", "canceled", "forbidden"),
+		"hexcron_trigger_holds_total":    labelled("reason", "kernel_cap", "rate_limited", "auth", "forbidden"),
 		"hexcron_reconciles_total":       labelled("result", "adopted", "none", "error"),
 		"hexcron_rate_limited_total":     labelled("predicted", "true", "false"),
 		"hexcron_config_reloads_total":   labelled("result", "success", "failure"),
@@ -294,8 +294,8 @@ func TestMetricsScrape(t *testing.T) {
 	})
 
 	fams := scrape(t, base)
-	if f := fams["hexcron_trigger_attempts_total"]; len(f.GetMetric()) != 8 {
-		t.Errorf("hexcron_trigger_attempts_total has %d series, want the 8 classes: %v", len(f.GetMetric()), f)
+	if f := fams["hexcron_trigger_attempts_total"]; len(f.GetMetric()) != 9 {
+		t.Errorf("hexcron_trigger_attempts_total has %d series, want the 9 classes: %v", len(f.GetMetric()), f)
 	}
 	tests := []struct {
 		name   string

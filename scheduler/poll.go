@@ -126,7 +126,7 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 			}
 		} else if ctx.Err() != nil {
 			return
-		} else {
+		} else if !heldQuietly(err) {
 			d.log.Warn("poll: list runs", keyProject, project, keyErr, err)
 		}
 	}
@@ -141,7 +141,9 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 			d.end(ctx, first, state.StateUnknown, "hex answered 404 for the run: "+apiErr.Reason, nil)
 			return
 		}
-		d.log.Warn("poll: run status", keySchedule, first.Schedule, keySlot, first.Key, keyRun, first.RunID, keyErr, err)
+		if !heldQuietly(err) {
+			d.log.Warn("poll: run status", keySchedule, first.Schedule, keySlot, first.Key, keyRun, first.RunID, keyErr, err)
+		}
 		return
 	}
 	d.apply(ctx, first, s, warned)
@@ -158,7 +160,7 @@ func (d *Daemon) apply(ctx context.Context, r state.Slot, s *hexclient.RunStatus
 		}
 	case st == state.StateRunning:
 		if r.State != state.StateRunning {
-			if err := d.cfg.Store.Transition(ctx, r.Key, state.StateRunning, state.Update{At: d.cfg.Clock.Now(), Started: s.StartTime}); err != nil {
+			if err := d.cfg.Store.Transition(ctx, r.Key, state.StateRunning, state.Update{At: d.cfg.Clock.Now(), Started: s.StartTime, ProjectVersion: s.ProjectVersion}); err != nil {
 				d.log.Error("record running", keySlot, r.Key, keyErr, err)
 				return
 			}
@@ -175,13 +177,14 @@ func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason s
 	now := d.cfg.Clock.Now()
 	at := now
 	var elapsed time.Duration
+	var version string
 	if s != nil {
 		if !s.EndTime.IsZero() {
 			at = s.EndTime
 		}
-		elapsed = s.Elapsed
+		elapsed, version = s.Elapsed, s.ProjectVersion
 	}
-	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Ended: at, Elapsed: elapsed}); err != nil {
+	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Ended: at, Elapsed: elapsed, ProjectVersion: version}); err != nil {
 		d.log.Error("record run end", keySlot, r.Key, keyErr, err)
 		return
 	}
@@ -210,7 +213,7 @@ func (d *Daemon) timeout(ctx context.Context, r state.Slot, timeout time.Duratio
 	if err := d.cfg.Hex.CancelRun(ctx, projectOf(d.config(), r), r.RunID); err != nil {
 		var apiErr *hexclient.APIError
 		if !(errors.As(err, &apiErr) && apiErr.Status == 404) {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !heldQuietly(err) {
 				d.log.Warn("timeout: cancel failed; will retry", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
 			}
 			return
@@ -237,4 +240,11 @@ func stateOfStatus(status string) (state.State, bool) {
 		return state.StateUnableToAllocate, true
 	}
 	return "", false
+}
+
+// heldQuietly reports whether err is a request to a project held after a 403 that was
+// not sent: the hold logged its ERROR once; each poll it holds back needs no line.
+func heldQuietly(err error) bool {
+	var refused *hexclient.ProjectRefusedError
+	return errors.As(err, &refused) && !refused.Sent
 }

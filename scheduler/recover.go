@@ -2,9 +2,11 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"hexcron/clock"
+	"hexcron/hexclient"
 	"hexcron/planner"
 	"hexcron/state"
 )
@@ -13,7 +15,8 @@ import (
 // or was killed, between claiming the slot and recording Hex's answer). Each is settled
 // in its own goroutine once the interrupted attempt can no longer be in flight: adopt
 // the run Hex has, re-trigger when Hex has none and the slot's window is still open,
-// else record it skipped with the reason. Runs left in triggered/running need nothing
+// else record it skipped with the reason; when Hex's listing cannot tell, record it
+// unknown (Hex may have run it). Runs left in triggered/running need nothing
 // here: the poller picks them up from the database.
 func (d *Daemon) recoverSlots(ctx, _ context.Context, now time.Time) error {
 	pending, err := d.cfg.Store.SlotsInState(ctx, state.StateTriggering)
@@ -56,7 +59,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		return err != nil || (ok && slot != p.Key)
 	}
 	var run, err = d.cfg.Hex.Reconcile(ctx, project, p.LastAttempt, claimed)
-	for attempt := 1; err != nil && attempt < 5; attempt++ {
+	for attempt := 1; err != nil && attempt < 5 && !errors.Is(err, hexclient.ErrIncompleteListing); attempt++ {
 		if ctx.Err() != nil {
 			return
 		}
@@ -67,7 +70,16 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		run, err = d.cfg.Hex.Reconcile(ctx, project, p.LastAttempt, claimed)
 	}
 	if err != nil {
-		d.log.Error("reconcile failed; the slot stays triggering until the next start", keySlot, p.Key, keyErr, err)
+		if ctx.Err() != nil {
+			return // stopping: the slot stays triggering for the next start
+		}
+		// Hex may have run it: never "skipped", and never triggered again.
+		reason := "interrupted mid-trigger and Hex's run listing could not tell whether the attempt created a run: " + err.Error()
+		if terr := d.cfg.Store.Transition(wctx, p.Key, state.StateUnknown, state.Update{At: c.Now(), Reason: reason}); terr != nil {
+			d.log.Error("record unknown", keySlot, p.Key, keyErr, terr)
+			return
+		}
+		d.log.Warn("unknown", keySchedule, p.Schedule, keySlot, p.Key, keyReason, reason)
 		return
 	}
 	if run != nil {
@@ -78,6 +90,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		if err := d.cfg.Store.Transition(wctx, p.Key, state.StateTriggered, state.Update{
 			At: c.Now(), RunID: run.RunID, RunURL: run.RunURL, TraceID: run.TraceID, Triggered: triggered,
 			Reason: "adopted after reconcile", Project: project, Timeout: timeoutOf(conf, p),
+			ProjectVersion: run.ProjectVersion,
 		}); err != nil {
 			d.log.Error("record adopted run", keySlot, p.Key, keyErr, err)
 			return

@@ -12,6 +12,7 @@ func runRequest(s *planner.Schedule, f planner.Firing) hexclient.RunRequest {
 		InputParams:            s.InputParams(f.Matrix),
 		UseCachedSQLResults:    s.UseCachedSQL,
 		UpdatePublishedResults: s.UpdatePublishedResults,
+		ViewID:                 s.View,
 	}
 	for _, n := range s.Notify {
 		req.Notifications = append(req.Notifications, hexclient.Notification{

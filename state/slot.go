@@ -103,8 +103,11 @@ type Slot struct {
 	Elapsed     time.Duration     // run duration as Hex reports it
 	Project     string            // Hex project id the slot is triggered in ("" on rows older than schema 3)
 	Timeout     time.Duration     // the schedule's timeout when it was triggered (0: unknown, rows older than schema 3)
-	Created     time.Time         // row created
-	Updated     time.Time         // row last changed
+	// ProjectVersion is the published version of the Hex project the run executed
+	// (Hex's projectVersion, kept as text); "" until Hex reports it.
+	ProjectVersion string
+	Created        time.Time // row created
+	Updated        time.Time // row last changed
 }
 
 // Update carries the fields a Transition sets besides the state. Zero fields leave the
@@ -122,6 +125,8 @@ type Update struct {
 	Elapsed   time.Duration // run duration
 	Project   string        // Hex project id the run is in
 	Timeout   time.Duration // the schedule's timeout in force for the run
+	// ProjectVersion is Hex's projectVersion of the run.
+	ProjectVersion string
 }
 
 func (u Update) validate() error {

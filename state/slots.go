@@ -13,7 +13,7 @@ import (
 
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
-	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms FROM slots`
+	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version FROM slots`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -24,7 +24,7 @@ func scanSlot(r rowScanner) (Slot, error) {
 	var matrix string
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &s.Kind, &planned, &s.State, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
-		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated)
+		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion)
 	if err != nil {
 		return Slot{}, err
 	}
@@ -213,12 +213,13 @@ func transition(ctx context.Context, tx *sql.Tx, key string, to State, u Update)
 		trace_id = coalesce(?, trace_id), last_error = coalesce(?, last_error),
 		triggered_ms = coalesce(?, triggered_ms), started_ms = coalesce(?, started_ms),
 		ended_ms = coalesce(?, ended_ms), elapsed_ms = coalesce(?, elapsed_ms),
-		project = coalesce(?, project), timeout_ms = coalesce(?, timeout_ms), updated_ms = ?
+		project = coalesce(?, project), timeout_ms = coalesce(?, timeout_ms),
+		project_version = coalesce(?, project_version), updated_ms = ?
 		WHERE key = ?`,
 		string(to), nullString(u.Reason), nullString(u.RunID), nullString(u.RunURL),
 		nullString(u.TraceID), nullString(u.Error),
 		nullMS(u.Triggered), nullMS(u.Started), nullMS(u.Ended), elapsed,
-		nullString(u.Project), nullDuration(u.Timeout), u.At.UnixMilli(), key)
+		nullString(u.Project), nullDuration(u.Timeout), nullString(u.ProjectVersion), u.At.UnixMilli(), key)
 	return err
 }
 

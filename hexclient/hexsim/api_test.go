@@ -179,6 +179,8 @@ func TestRunProjectBody(t *testing.T) {
 		{`{"inputParams":{"a":1,"b":"x"},"updateCache":false}`, 201},
 		{`{"viewId":"abc"}`, 201},
 		{`{"notifications":[{"type":"ALL","includeSuccessScreenshot":"true","slackChannelIds":["C1"],"userIds":[],"groupIds":[]}]}`, 201},
+		{`{"notifications":[{"type":"ALL","screenshotFormat":"pdf","subject":"s","body":"b","userIds":["u"]}]}`, 201},
+		{`{"notifications":[{"type":"ALL","screenshotFormat":"gif","userIds":["u"]}]}`, 400},
 		{`{"dryRun":"yes"}`, 400},
 		{`{"dryRun":1}`, 400},
 		{`{"inputParams":[1]}`, 400},
@@ -197,13 +199,16 @@ func TestRunProjectBody(t *testing.T) {
 				t.Errorf("body %s: %d %s, want %d", tt.body, r.status, r.body, tt.want)
 			}
 		}
-		r := h.do("POST", "/projects/"+proj1+"/runs", tokA, `{"notifications":[{"type":"FAILURE","userIds":["u1"]}]}`)
+		// Hex answers one notification entry per recipient: {type, recipientType, recipient}.
+		r := h.do("POST", "/projects/"+proj1+"/runs", tokA, `{"notifications":[{"type":"FAILURE","userIds":["u1"],"slackChannelIds":["C1"]}]}`)
 		var c struct {
 			ProjectVersion json.Number
-			Notifications  []notification
+			Notifications  []notificationRecipient
 		}
 		r.json(t, &c)
-		if c.ProjectVersion != "1" || len(c.Notifications) != 1 || c.Notifications[0].UserIDs[0] != "u1" {
+		if c.ProjectVersion != "1" || len(c.Notifications) != 2 ||
+			c.Notifications[0].RecipientType != "SLACK_CHANNEL" || c.Notifications[0].Recipient.ID != "C1" ||
+			c.Notifications[1].RecipientType != "USER" || c.Notifications[1].Recipient.ID != "u1" || c.Notifications[1].Type != "FAILURE" {
 			t.Fatalf("201 body %s", r.body)
 		}
 		before := len(h.sim.Runs())

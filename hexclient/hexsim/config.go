@@ -45,6 +45,58 @@ type Config struct {
 	// ProjectVersionString makes projectVersion a JSON string ("1") instead of a number;
 	// Hex's reference shows both.
 	ProjectVersionString bool
+	// ListOrder is the order GetProjectRuns lists runs in, which Hex does not document
+	// (default ListNewestFirst, what Kestra's code assumes).
+	ListOrder ListOrder
+	// RejectUnknownInputs makes RunProject answer 422 {invalid, notFound} for inputs a
+	// project with declared Inputs does not have. Hex documents the opposite ("Any
+	// additional inputs will be ignored"), which is the default.
+	RejectUnknownInputs bool
+	// ReadOnlyTokens are tokens without the "Run projects" scope: every read works,
+	// RunProject and CancelRun answer 403. In open mode they are accepted like any
+	// well-formed token; otherwise they must also be in Tokens or Users.
+	ReadOnlyTokens []string
+}
+
+// ListOrder is the order of GetProjectRuns' runs.
+type ListOrder string
+
+// The listing orders.
+const (
+	// ListNewestFirst lists the most recently created run first.
+	ListNewestFirst ListOrder = "newest"
+	// ListOldestFirst lists the first run ever created first.
+	ListOldestFirst ListOrder = "oldest"
+	// ListUnordered lists runs in an order unrelated to time, the same on every
+	// request (a seeded hash of the run id).
+	ListUnordered ListOrder = "unordered"
+)
+
+// Access is what the token's user may do with a project.
+type Access string
+
+// The project access levels.
+const (
+	// AccessFull lets the user read and run the project (the default).
+	AccessFull Access = "full"
+	// AccessRead lets the user read the project and its runs; RunProject and CancelRun
+	// answer 403 (the project is shared for viewing only).
+	AccessRead Access = "read"
+	// AccessNone is a project not shared with the user: every call on it answers 403,
+	// and ListProjects does not show it.
+	AccessNone Access = "none"
+)
+
+// HexSchedule is one of a project's own schedules in Hex, as GetProject reports it.
+type HexSchedule struct {
+	// Cadence is HOURLY, DAILY, WEEKLY, MONTHLY or CUSTOM.
+	Cadence string
+	// Enabled reports whether Hex runs it.
+	Enabled bool
+	// Cron is the expression of a CUSTOM cadence.
+	Cron string
+	// Timezone is the schedule's zone (default UTC).
+	Timezone string
 }
 
 // User is one Hex user and the tokens that act as it.
@@ -63,9 +115,17 @@ type Project struct {
 	Title string
 	// Published projects can be run; RunProject on an unpublished one answers 422.
 	Published bool
-	// Inputs are the input names of the published app; nil accepts any input, a
-	// non-nil list makes RunProject answer 422 naming every other input sent.
+	// Inputs are the input names of the published app (nil: not declared). Other
+	// inputs are ignored, as Hex documents, unless Config.RejectUnknownInputs makes a
+	// project with declared Inputs refuse them.
 	Inputs []string
+	// Access is what the token's user may do with it (default AccessFull).
+	Access Access
+	// Version is the published version's number, projectVersion in run answers
+	// (default 1).
+	Version int
+	// Schedules are the project's own Hex schedules (GetProject's schedules).
+	Schedules []HexSchedule
 }
 
 // Rule is one rate limit: at most Limit requests per Per. A negative Limit disables it.
@@ -106,6 +166,9 @@ const (
 	StyleBoth RetryStyle = "both"
 	// StyleNone sends no rate-limit header at all.
 	StyleNone RetryStyle = "none"
+	// StyleXRateLimit sends only X-RateLimit-Limit/-Remaining/-Reset, the reset in
+	// Limits.ResetUnit.
+	StyleXRateLimit RetryStyle = "x-ratelimit"
 )
 
 // Limits are Hex's per-user limits. Zero fields take Hex's documented defaults.
@@ -120,11 +183,31 @@ type Limits struct {
 	// or an unknown status); the next RunProject answers 503 and creates no run
 	// (default 25, negative: no cap).
 	Kernels int
-	// Window is how every rule is counted (default WindowFixed).
+	// Window is how the trigger and status rules are counted, which Hex does not
+	// document (default WindowFixed).
 	Window WindowModel
+	// AllCallsWindow is how the all-calls rules are counted (default WindowAnchored:
+	// Hex's overview says the window starts at the first request).
+	AllCallsWindow WindowModel
 	// Style is how 429s say when to retry (default StyleReset).
 	Style RetryStyle
+	// ResetUnit is the unit of X-RateLimit-Reset (default ResetUnix): Hex names
+	// neither its headers nor their units.
+	ResetUnit ResetUnit
 }
+
+// ResetUnit is how X-RateLimit-Reset tells the reset instant.
+type ResetUnit string
+
+// The reset units.
+const (
+	// ResetUnix is a unix timestamp in seconds, rounded up.
+	ResetUnix ResetUnit = "unix"
+	// ResetUnixMilli is a unix timestamp in milliseconds.
+	ResetUnixMilli ResetUnit = "unix-ms"
+	// ResetSeconds is the number of seconds from now, rounded up.
+	ResetSeconds ResetUnit = "seconds"
+)
 
 // Outcome is how a run ends.
 type Outcome string
@@ -260,6 +343,15 @@ func (cfg Config) withDefaults() Config {
 	if l.Window == "" {
 		l.Window = WindowFixed
 	}
+	if l.AllCallsWindow == "" {
+		l.AllCallsWindow = WindowAnchored
+	}
+	if l.ResetUnit == "" {
+		l.ResetUnit = ResetUnix
+	}
+	if cfg.ListOrder == "" {
+		cfg.ListOrder = ListNewestFirst
+	}
 	if l.Style == "" {
 		l.Style = StyleReset
 	}
@@ -334,6 +426,21 @@ func (cfg Config) Validate() error {
 			return fmt.Errorf("validate config: project %q is listed twice", p.ID)
 		}
 		ids[p.ID] = true
+		switch p.Access {
+		case "", AccessFull, AccessRead, AccessNone:
+		default:
+			return fmt.Errorf("validate config: project %q: unknown access %q (full, read, none)", p.ID, p.Access)
+		}
+		if p.Version < 0 {
+			return fmt.Errorf("validate config: project %q: negative version", p.ID)
+		}
+		for _, hs := range p.Schedules {
+			switch hs.Cadence {
+			case "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "CUSTOM":
+			default:
+				return fmt.Errorf("validate config: project %q: schedule cadence %q is not HOURLY, DAILY, WEEKLY, MONTHLY or CUSTOM", p.ID, hs.Cadence)
+			}
+		}
 	}
 	for group, rules := range map[string][]Rule{"trigger": cfg.Limits.Trigger, "all_calls": cfg.Limits.AllCalls, "status": cfg.Limits.Status} {
 		for _, r := range rules {
@@ -342,15 +449,32 @@ func (cfg Config) Validate() error {
 			}
 		}
 	}
-	switch cfg.Limits.Window {
-	case "", WindowFixed, WindowAnchored, WindowRolling:
-	default:
-		return fmt.Errorf("validate config: unknown window model %q (fixed, anchored, rolling)", cfg.Limits.Window)
+	for _, w := range []WindowModel{cfg.Limits.Window, cfg.Limits.AllCallsWindow} {
+		switch w {
+		case "", WindowFixed, WindowAnchored, WindowRolling:
+		default:
+			return fmt.Errorf("validate config: unknown window model %q (fixed, anchored, rolling)", w)
+		}
 	}
 	switch cfg.Limits.Style {
-	case "", StyleReset, StyleRetryAfter, StyleBoth, StyleNone:
+	case "", StyleReset, StyleRetryAfter, StyleBoth, StyleNone, StyleXRateLimit:
 	default:
-		return fmt.Errorf("validate config: unknown 429 style %q (reset, retry-after, both, none)", cfg.Limits.Style)
+		return fmt.Errorf("validate config: unknown 429 style %q (reset, retry-after, both, none, x-ratelimit)", cfg.Limits.Style)
+	}
+	switch cfg.Limits.ResetUnit {
+	case "", ResetUnix, ResetUnixMilli, ResetSeconds:
+	default:
+		return fmt.Errorf("validate config: unknown reset unit %q (unix, unix-ms, seconds)", cfg.Limits.ResetUnit)
+	}
+	switch cfg.ListOrder {
+	case "", ListNewestFirst, ListOldestFirst, ListUnordered:
+	default:
+		return fmt.Errorf("validate config: unknown list order %q (newest, oldest, unordered)", cfg.ListOrder)
+	}
+	for _, t := range cfg.ReadOnlyTokens {
+		if !wellFormedToken(t) {
+			return fmt.Errorf("validate config: a read-only token is not of the form hxtp_... or hxtw_...")
+		}
 	}
 	for o, w := range cfg.Runs.Outcomes {
 		switch o {

@@ -48,6 +48,40 @@ faults:
 	}
 }
 
+// TestParseConfigChoices: every undocumented behaviour the sim offers as a choice can
+// be set from YAML (and defaults to what Hex documents, or to the usual guess).
+func TestParseConfigChoices(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+list_order: unordered
+reject_unknown_inputs: true
+read_only_tokens: [hxtw_ro]
+projects:
+  - id: 0b7f3c2a-1d4e-4f5a-9b6c-7d8e9f0a1b2c
+    access: read
+    version: 12
+    schedules: [{cadence: CUSTOM, enabled: true, cron: "0 6 * * *", timezone: UTC}]
+  - {id: 1c8a4d3b-2e5f-4a6b-8c7d-8e9f0a1b2c3d, access: none}
+limits:
+  all_calls_window: rolling
+  style: x-ratelimit
+  reset_unit: unix-ms
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ListOrder != ListUnordered || !cfg.RejectUnknownInputs || cfg.ReadOnlyTokens[0] != "hxtw_ro" ||
+		cfg.Projects[0].Access != AccessRead || cfg.Projects[0].Version != 12 || cfg.Projects[1].Access != AccessNone ||
+		cfg.Projects[0].Schedules[0] != (HexSchedule{Cadence: "CUSTOM", Enabled: true, Cron: "0 6 * * *", Timezone: "UTC"}) ||
+		cfg.Limits.AllCallsWindow != WindowRolling || cfg.Limits.Style != StyleXRateLimit || cfg.Limits.ResetUnit != ResetUnixMilli {
+		t.Fatalf("decoded %+v", cfg)
+	}
+	d := Config{}.withDefaults()
+	if d.ListOrder != ListNewestFirst || d.RejectUnknownInputs || d.Limits.AllCallsWindow != WindowAnchored ||
+		d.Limits.Window != WindowFixed || d.Limits.ResetUnit != ResetUnix {
+		t.Fatalf("defaults %+v", d)
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
 		{"tokenz: []", "field tokenz not found"},
@@ -63,6 +97,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"faults: {probabilities: {delay: 0.7, 409: 0.7}}", "add up to"},
 		{"faults: {next: [boom]}", "unknown fault"},
 		{"faults: {at: {0: delay}}", "bad scripted fault"},
+		{"list_order: random", "unknown list order"},
+		{"limits: {reset_unit: fortnights}", "unknown reset unit"},
+		{"limits: {all_calls_window: sliding}", "unknown window model"},
+		{"read_only_tokens: [nope]", "read-only token is not of the form"},
+		{"projects: [{id: 0b7f3c2a-1d4e-4f5a-9b6c-7d8e9f0a1b2c, access: admin}]", "unknown access"},
+		{"projects: [{id: 0b7f3c2a-1d4e-4f5a-9b6c-7d8e9f0a1b2c, schedules: [{cadence: YEARLY}]}]", "schedule cadence"},
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

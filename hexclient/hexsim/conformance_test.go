@@ -22,19 +22,28 @@ import (
 // predates, per shared/reference/hex-api.md. Everything else stays forbidden.
 const (
 	projectVersionSchema = `{"oneOf": [{"type": "number"}, {"type": "string"}]}`
-	notificationsSchema  = `{"type": "array", "items": {"type": "object", "additionalProperties": false,
-		"required": ["type"], "properties": {"type": {"type": "string", "enum": ["SUCCESS", "FAILURE", "ALL"]},
-		"includeSuccessScreenshot": {"type": "boolean"}, "slackChannelIds": {"type": "array", "items": {"type": "string"}},
-		"userIds": {"type": "array", "items": {"type": "string"}}, "groupIds": {"type": "array", "items": {"type": "string"}}}}}`
+	// Hex's current reference answers one entry per recipient (ProjectRunNotificationRecipient).
+	notificationsSchema = `{"type": "array", "items": {"type": "object", "additionalProperties": false,
+		"required": ["type", "recipientType", "includeSuccessScreenshot", "recipient"],
+		"properties": {"type": {"type": "string", "enum": ["SUCCESS", "FAILURE", "ALL"]},
+		"subject": {"type": "string"}, "body": {"type": "string"},
+		"recipientType": {"type": "string", "enum": ["USER", "GROUP", "SLACK_CHANNEL"]},
+		"includeSuccessScreenshot": {"type": "boolean"},
+		"screenshotFormat": {"type": "array", "items": {"type": "string", "enum": ["png", "pdf"]}},
+		"recipient": {"type": "object", "additionalProperties": false, "required": ["id", "name"],
+			"properties": {"id": {"type": "string"}, "name": {"type": "string"}, "isPrivate": {"type": "boolean"}}}}}}`
 	runTriggerSchema = `{"type": "string", "enum": ["API", "SCHEDULED", "APP_REFRESH"]}`
 	// RunProject's other 422 form.
 	invalidParamsSchema = `{"type": "object", "additionalProperties": false, "required": ["invalid", "notFound", "traceId"],
 		"properties": {"traceId": {"type": "string"}, "notFound": {"type": "array"},
 		"invalid": {"type": "array", "items": {"type": "object", "required": ["paramName"]}}}}`
 	// ListProjects and GetProject are not in the 2022 document: the fields hex-api.md names.
-	projectSchema = `{"type": "object", "required": ["id", "title", "type", "lastPublishedAt"],
+	projectSchema = `{"type": "object", "required": ["id", "title", "type", "lastPublishedAt", "schedules"],
 		"properties": {"id": {"type": "string", "format": "uuid"}, "title": {"type": "string"}, "type": {"type": "string"},
-		"lastPublishedAt": {"type": "string", "format": "date-time", "nullable": true}}}`
+		"lastPublishedAt": {"type": "string", "format": "date-time", "nullable": true},
+		"schedules": {"type": "array", "items": {"type": "object", "required": ["cadence", "enabled"],
+			"properties": {"cadence": {"type": "string", "enum": ["HOURLY", "DAILY", "WEEKLY", "MONTHLY", "CUSTOM"]},
+			"enabled": {"type": "boolean"}}}}}}`
 )
 
 func mustSchema(t *testing.T, src string) *openapi3.Schema {
@@ -65,6 +74,7 @@ func loadSpec(t *testing.T) *openapi3.T {
 	add("ProjectRunResponsePayload", "notifications", notificationsSchema)
 	add("ProjectStatusResponsePayload", "projectVersion", projectVersionSchema)
 	add("ProjectStatusResponsePayload", "runTrigger", runTriggerSchema)
+	add("ProjectStatusResponsePayload", "notifications", notificationsSchema)
 	return doc
 }
 
@@ -129,9 +139,10 @@ func TestWireConformance(t *testing.T) {
 	for _, versionString := range []bool{false, true} {
 		var log []exchange
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, Config{ProjectVersionString: versionString,
-				Projects: []Project{{ID: proj1, Title: "Daily", Published: true, Inputs: []string{"region"}},
-					{ID: proj2, Title: "Draft"}},
+			h := newHarness(t, Config{ProjectVersionString: versionString, RejectUnknownInputs: true,
+				Projects: []Project{{ID: proj1, Title: "Daily", Published: true, Inputs: []string{"region"},
+					Schedules: []HexSchedule{{Cadence: "CUSTOM", Enabled: true, Cron: "0 6 * * *"}, {Cadence: "HOURLY"}}},
+					{ID: proj2, Title: "Draft"}, {ID: proj3, Title: "Private", Published: true, Access: AccessNone}},
 				Limits: Limits{Kernels: 6, Trigger: []Rule{{Limit: 12, Per: time.Minute}},
 					AllCalls: []Rule{{Limit: 500, Per: time.Minute}}, Status: []Rule{{Limit: 500, Per: time.Minute}}},
 				Runs: Lifecycle{Pending: 5 * time.Second, PendingJitter: 5 * time.Second, Running: time.Minute, RunningJitter: time.Minute,
@@ -175,6 +186,9 @@ func TestWireConformance(t *testing.T) {
 			h.do("GET", paths[0]+"/"+ids[0][:8]+"-0000-4000-8000-000000000000", tokA, nil) // 404 run
 			h.do("GET", "/projects?limit=1", tokA, nil)
 			h.do("GET", "/projects/"+proj2, tokA, nil)
+			h.do("GET", "/projects/"+proj1, tokA, nil)
+			h.do("GET", "/projects/"+proj3, tokA, nil)          // 403: not shared
+			h.do("POST", "/projects/"+proj3+"/runs", tokA, nil) // 403
 			log = rt.log
 		})
 
@@ -264,7 +278,8 @@ func TestWireConformance(t *testing.T) {
 		}
 		for _, want := range []string{"201", "204", "runs", "text", "invalid", "PENDING", "RUNNING", "COMPLETED", "ERRORED", "KILLED",
 			"UNABLE_TO_ALLOCATE_KERNEL", "Bad Request", "Not Found", "Unprocessable Entity", "Conflict", "Too Many Requests",
-			"Service Unavailable", "Internal Server Error", "GET /api/v1/projects", "GET /api/v1/projects/" + proj2} {
+			"Service Unavailable", "Internal Server Error", "Forbidden", "GET /api/v1/projects", "GET /api/v1/projects/" + proj2,
+			"GET /api/v1/projects/" + proj1} {
 			if !seen[want] {
 				t.Errorf("projectVersionString=%v: the scenario never produced %q; seen %v", versionString, want, seen)
 			}

@@ -177,11 +177,12 @@ func TestConflict409(t *testing.T) {
 	})
 }
 
-// TestUnprocessable: an unpublished project and unknown inputs answer 422 and create
-// nothing; an unknown project in a registry answers 404.
+// TestUnprocessable: an unpublished project and, under the RejectUnknownInputs choice,
+// unknown inputs answer 422 and create nothing; an unknown project in a registry
+// answers 404.
 func TestUnprocessable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, Config{Projects: []Project{
+		h := newHarness(t, Config{RejectUnknownInputs: true, Projects: []Project{
 			{ID: proj1, Title: "Draft", Published: false},
 			{ID: proj2, Title: "Report", Published: true, Inputs: []string{"region"}},
 		}})
@@ -212,6 +213,22 @@ func TestUnprocessable(t *testing.T) {
 		}
 		if n := len(h.sim.Runs()); n != 1 {
 			t.Fatalf("%d runs, want 1", n)
+		}
+	})
+}
+
+// TestUnknownInputsIgnoredByDefault: Hex documents that "any additional inputs will be
+// ignored": by default the sim runs the project and keeps the inputs as sent.
+func TestUnknownInputsIgnoredByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{Projects: []Project{{ID: proj2, Title: "Report", Published: true, Inputs: []string{"region"}}}})
+		r := h.do("POST", "/projects/"+proj2+"/runs", tokA, map[string]any{"inputParams": map[string]any{"region": "emea", "regoin": "amer"}})
+		if r.status != 201 {
+			t.Fatalf("unknown input: %d %s, want 201", r.status, r.body)
+		}
+		runs := h.sim.Runs()
+		if len(runs) != 1 || string(runs[0].InputParams["regoin"]) != `"amer"` || string(runs[0].InputParams["region"]) != `"emea"` {
+			t.Fatalf("runs %+v", runs)
 		}
 	})
 }

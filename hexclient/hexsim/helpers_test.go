@@ -16,6 +16,7 @@ const (
 	tokB  = "hxtp_bob1"
 	proj1 = "0b7f3c2a-1d4e-4f5a-9b6c-7d8e9f0a1b2c"
 	proj2 = "1c8a4d3b-2e5f-4a6b-8c7d-8e9f0a1b2c3d"
+	proj3 = "3e0c6f5d-4a71-4c8d-8e9f-0a1b2c3d4e5f"
 )
 
 // harness is a sim served over an in-memory network, for use inside a synctest bubble.

@@ -96,14 +96,14 @@ type userLimits struct {
 }
 
 func newUserLimits(l Limits) *userLimits {
-	mk := func(rules []Rule) []*counter {
+	mk := func(rules []Rule, model WindowModel) []*counter {
 		cs := make([]*counter, 0, len(rules))
 		for _, r := range rules {
-			cs = append(cs, &counter{rule: r, model: l.Window})
+			cs = append(cs, &counter{rule: r, model: model})
 		}
 		return cs
 	}
-	return &userLimits{trigger: mk(l.Trigger), all: mk(l.AllCalls), status: mk(l.Status)}
+	return &userLimits{trigger: mk(l.Trigger, l.Window), all: mk(l.AllCalls, l.AllCallsWindow), status: mk(l.Status, l.Window)}
 }
 
 // admit counts a request of op at now if every applicable rule has room. A rejected

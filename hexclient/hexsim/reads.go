@@ -1,7 +1,10 @@
 package hexsim
 
 import (
+	"cmp"
 	"encoding/base64"
+	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,23 +18,30 @@ func hexTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.00
 
 // runStatus is GetRunStatus' body and each element of GetProjectRuns' runs.
 type runStatus struct {
-	ProjectID      string   `json:"projectId"`
-	ProjectVersion any      `json:"projectVersion"`
-	RunID          string   `json:"runId"`
-	RunURL         string   `json:"runUrl"`
-	Status         string   `json:"status"`
-	RunTrigger     string   `json:"runTrigger"`
-	StartTime      *string  `json:"startTime"`
-	EndTime        *string  `json:"endTime"`
-	ElapsedTime    *float64 `json:"elapsedTime"`
-	TraceID        string   `json:"traceId"`
+	ProjectID      string                  `json:"projectId"`
+	ProjectVersion any                     `json:"projectVersion"`
+	RunID          string                  `json:"runId"`
+	RunURL         string                  `json:"runUrl"`
+	Status         string                  `json:"status"`
+	RunTrigger     string                  `json:"runTrigger"`
+	StartTime      *string                 `json:"startTime"`
+	EndTime        *string                 `json:"endTime"`
+	ElapsedTime    *float64                `json:"elapsedTime"`
+	TraceID        string                  `json:"traceId"`
+	Notifications  []notificationRecipient `json:"notifications"`
 }
 
+// status is run r as GetRunStatus shows it. Call with s.mu held.
 func (c *call) status(r *run) runStatus {
 	st, end := r.state(c.now, c.s.cfg.Runs.UnknownStatus)
 	start := hexTime(r.created)
-	rs := runStatus{ProjectID: r.project, ProjectVersion: c.s.projectVersion(), RunID: r.id,
-		RunURL: c.runURL(r.project, r.id), Status: st, RunTrigger: r.trigger, StartTime: &start, TraceID: c.trace}
+	notes := r.notes
+	if notes == nil {
+		notes = []notificationRecipient{}
+	}
+	rs := runStatus{ProjectID: r.project, ProjectVersion: c.s.projectVersionLocked(r.project), RunID: r.id,
+		RunURL: c.runURL(r.project, r.id), Status: st, RunTrigger: r.trigger, StartTime: &start, TraceID: c.trace,
+		Notifications: notes}
 	if !end.IsZero() {
 		e := hexTime(end)
 		ms := float64(end.Sub(r.created)) / float64(time.Millisecond)
@@ -50,7 +60,8 @@ func (c *call) projectID() (string, bool) {
 	return pid, true
 }
 
-// publishedProject answers 404 or 422 unless the path names a published project.
+// publishedProject answers 404, 403 or 422 unless the path names a published project
+// the token's user may see.
 func (c *call) publishedProject() (string, bool) {
 	pid, ok := c.projectID()
 	if !ok {
@@ -62,6 +73,9 @@ func (c *call) publishedProject() (string, bool) {
 	switch {
 	case p == nil:
 		c.error(http.StatusNotFound, "Project not found", "no project with id "+pid)
+		return "", false
+	case p.Access == AccessNone:
+		c.forbidden(p.runRefusal(false))
 		return "", false
 	case !p.Published:
 		c.error(http.StatusUnprocessableEntity, "Project has not been published", "")
@@ -105,6 +119,13 @@ func (s *Server) getRunStatus(c *call) {
 func (s *Server) cancelRun(c *call) {
 	pid, ok := c.publishedProject()
 	if !ok {
+		return
+	}
+	s.mu.Lock()
+	refusal := s.projects[pid].runRefusal(c.readOnly)
+	s.mu.Unlock()
+	if refusal != "" {
+		c.forbidden(refusal)
 		return
 	}
 	r, ok := c.runOf(pid)
@@ -173,8 +194,7 @@ func (s *Server) getProjectRuns(c *call) {
 	}
 	s.mu.Lock()
 	var match []runStatus
-	for i := len(s.runs) - 1; i >= 0; i-- { // newest first
-		r := s.runs[i]
+	for _, r := range s.listOrderLocked() {
 		if r.project != pid || (trig != "" && trig != "ALL" && r.trigger != trig) {
 			continue
 		}
@@ -210,6 +230,26 @@ func (s *Server) getProjectRuns(c *call) {
 	c.json(http.StatusOK, body)
 }
 
+// listOrderLocked returns every run in the order GetProjectRuns lists them
+// (Config.ListOrder): newest or oldest created first, or by a seeded hash of the run
+// id, an order unrelated to time that is the same on every request.
+func (s *Server) listOrderLocked() []*run {
+	out := slices.Clone(s.runs) // creation order
+	switch s.cfg.ListOrder {
+	case ListOldestFirst:
+	case ListUnordered:
+		key := func(r *run) uint64 {
+			h := fnv.New64a()
+			fmt.Fprintf(h, "%d/%s", s.cfg.Seed, r.id)
+			return h.Sum64()
+		}
+		slices.SortFunc(out, func(a, b *run) int { return cmp.Compare(key(a), key(b)) })
+	default:
+		slices.Reverse(out)
+	}
+	return out
+}
+
 // projectJSON is one project as ListProjects and GetProject show it.
 type projectJSON struct {
 	ID              string     `json:"id"`
@@ -225,6 +265,29 @@ type projectJSON struct {
 	LastPublishedAt *string    `json:"lastPublishedAt"`
 	ArchivedAt      *string    `json:"archivedAt"`
 	TrashedAt       *string    `json:"trashedAt"`
+	Schedules       []hexSched `json:"schedules"`
+}
+
+// hexSched is one of a project's own Hex schedules: its cadence, whether it is on,
+// and the cadence's settings under the cadence's name (GetProject's shape).
+type hexSched struct {
+	Cadence string         `json:"cadence"`
+	Enabled bool           `json:"enabled"`
+	Hourly  *cadenceSpec   `json:"hourly,omitempty"`
+	Daily   *cadenceSpec   `json:"daily,omitempty"`
+	Weekly  *cadenceSpec   `json:"weekly,omitempty"`
+	Monthly *cadenceSpec   `json:"monthly,omitempty"`
+	Custom  *customCadence `json:"custom,omitempty"`
+}
+
+type cadenceSpec struct {
+	Timezone string `json:"timezone"`
+	Minute   int    `json:"minute"`
+}
+
+type customCadence struct {
+	Timezone string `json:"timezone"`
+	Cron     string `json:"cron"`
 }
 
 type emailOnly struct {
@@ -242,6 +305,28 @@ func (s *Server) projectJSONLocked(p *project) projectJSON {
 	if p.Published {
 		t := hexTime(s.born.Add(-time.Hour))
 		pj.LastPublishedAt = &t
+	}
+	pj.Schedules = []hexSched{}
+	for _, hs := range p.Schedules {
+		tz := hs.Timezone
+		if tz == "" {
+			tz = "UTC"
+		}
+		j := hexSched{Cadence: hs.Cadence, Enabled: hs.Enabled}
+		spec := &cadenceSpec{Timezone: tz}
+		switch hs.Cadence {
+		case "HOURLY":
+			j.Hourly = spec
+		case "DAILY":
+			j.Daily = spec
+		case "WEEKLY":
+			j.Weekly = spec
+		case "MONTHLY":
+			j.Monthly = spec
+		default:
+			j.Custom = &customCadence{Timezone: tz, Cron: hs.Cron}
+		}
+		pj.Schedules = append(pj.Schedules, j)
 	}
 	return pj
 }
@@ -306,7 +391,9 @@ func (s *Server) projectsPage(limit int, after, before string) (body projectsPag
 	}
 	body.Values = []projectJSON{}
 	for _, id := range s.order[from:to] {
-		body.Values = append(body.Values, s.projectJSONLocked(s.projects[id]))
+		if p := s.projects[id]; p.Access != AccessNone {
+			body.Values = append(body.Values, s.projectJSONLocked(p))
+		}
 	}
 	if to < len(s.order) && to > from {
 		body.Pagination.After = cursor(s.order[to-1])
@@ -329,11 +416,14 @@ func (s *Server) getProject(c *call) {
 		body = s.projectJSONLocked(p)
 	}
 	s.mu.Unlock()
-	if p == nil {
+	switch {
+	case p == nil:
 		c.error(http.StatusNotFound, "Project not found", "no project with id "+pid)
-		return
+	case p.Access == AccessNone:
+		c.forbidden(p.runRefusal(false))
+	default:
+		c.json(http.StatusOK, body)
 	}
-	c.json(http.StatusOK, body)
 }
 
 // lookupProjectLocked finds a project; without a configured registry any UUID names a

@@ -19,13 +19,56 @@ type runRequest struct {
 	notifications []notification
 }
 
-// notification is one entry of RunProject's notifications array, echoed in the 201.
+// notification is one entry of RunProject's notifications array.
 type notification struct {
 	Type                     string   `json:"type"`
 	IncludeSuccessScreenshot bool     `json:"includeSuccessScreenshot"`
+	ScreenshotFormat         string   `json:"screenshotFormat,omitempty"`
 	SlackChannelIDs          []string `json:"slackChannelIds"`
 	UserIDs                  []string `json:"userIds"`
 	GroupIDs                 []string `json:"groupIds"`
+	Subject                  string   `json:"subject,omitempty"`
+	Body                     string   `json:"body,omitempty"`
+}
+
+// notificationRecipient is one entry of the 201's (and a run status') notifications:
+// Hex answers one entry per recipient, {type, recipientType, recipient, ...}.
+type notificationRecipient struct {
+	Type                     string    `json:"type"`
+	Subject                  string    `json:"subject,omitempty"`
+	Body                     string    `json:"body,omitempty"`
+	RecipientType            string    `json:"recipientType"`
+	IncludeSuccessScreenshot bool      `json:"includeSuccessScreenshot"`
+	ScreenshotFormat         []string  `json:"screenshotFormat,omitempty"`
+	Recipient                recipient `json:"recipient"`
+}
+
+type recipient struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	IsPrivate bool   `json:"isPrivate"`
+}
+
+// recipients expands the request's notifications into Hex's response shape.
+func recipients(notes []notification) []notificationRecipient {
+	out := []notificationRecipient{}
+	for _, n := range notes {
+		var formats []string
+		if n.ScreenshotFormat != "" {
+			formats = []string{n.ScreenshotFormat}
+		}
+		add := func(kind string, ids []string) {
+			for _, id := range ids {
+				out = append(out, notificationRecipient{Type: n.Type, Subject: n.Subject, Body: n.Body, RecipientType: kind,
+					IncludeSuccessScreenshot: n.IncludeSuccessScreenshot, ScreenshotFormat: formats,
+					Recipient: recipient{ID: id, Name: strings.ToLower(kind) + "-" + id}})
+			}
+		}
+		add("SLACK_CHANNEL", n.SlackChannelIDs)
+		add("USER", n.UserIDs)
+		add("GROUP", n.GroupIDs)
+	}
+	return out
 }
 
 // parseRunBody parses a RunProject body strictly: unknown fields, wrong types and
@@ -118,6 +161,15 @@ func parseNotifications(v json.RawMessage) ([]notification, error) {
 				err = json.Unmarshal(f, &n.UserIDs)
 			case "groupIds":
 				err = json.Unmarshal(f, &n.GroupIDs)
+			case "screenshotFormat":
+				err = json.Unmarshal(f, &n.ScreenshotFormat)
+				if err == nil && n.ScreenshotFormat != "png" && n.ScreenshotFormat != "pdf" {
+					err = fmt.Errorf("screenshotFormat %q is not png or pdf", n.ScreenshotFormat)
+				}
+			case "subject":
+				err = json.Unmarshal(f, &n.Subject)
+			case "body":
+				err = json.Unmarshal(f, &n.Body)
 			default:
 				err = fmt.Errorf("unknown field %q", k)
 			}
@@ -137,13 +189,13 @@ func parseNotifications(v json.RawMessage) ([]notification, error) {
 
 // runCreated is RunProject's 201 body.
 type runCreated struct {
-	ProjectID      string         `json:"projectId"`
-	RunID          string         `json:"runId"`
-	RunURL         string         `json:"runUrl"`
-	RunStatusURL   string         `json:"runStatusUrl"`
-	TraceID        string         `json:"traceId"`
-	ProjectVersion any            `json:"projectVersion"`
-	Notifications  []notification `json:"notifications"`
+	ProjectID      string                  `json:"projectId"`
+	RunID          string                  `json:"runId"`
+	RunURL         string                  `json:"runUrl"`
+	RunStatusURL   string                  `json:"runStatusUrl"`
+	TraceID        string                  `json:"traceId"`
+	ProjectVersion any                     `json:"projectVersion"`
+	Notifications  []notificationRecipient `json:"notifications"`
 }
 
 // invalidParams is RunProject's other 422 form.
@@ -173,7 +225,7 @@ func (s *Server) runProject(c *call) {
 	s.mu.Lock()
 	p := s.lookupProjectLocked(pid)
 	var unknown []string
-	if p != nil && p.inputs != nil {
+	if p != nil && s.cfg.RejectUnknownInputs && p.inputs != nil {
 		for k := range req.inputs {
 			if !p.inputs[k] {
 				unknown = append(unknown, k)
@@ -181,10 +233,14 @@ func (s *Server) runProject(c *call) {
 		}
 		slices.Sort(unknown)
 	}
+	refusal := ""
+	if p != nil {
+		refusal = p.runRefusal(c.readOnly)
+	}
 	var conflict, full bool
 	var fault Fault
 	var created *run
-	if p != nil && p.Published && unknown == nil && !req.dryRun {
+	if p != nil && refusal == "" && p.Published && unknown == nil && !req.dryRun {
 		conflict = s.cfg.Runs.Conflict409 && s.projectBusyLocked(pid, c.now)
 		full = !conflict && s.cfg.Limits.Kernels >= 0 && s.activeRunsLocked(c.user, c.now) >= s.cfg.Limits.Kernels
 		if !conflict && !full {
@@ -192,6 +248,7 @@ func (s *Server) runProject(c *call) {
 			switch fault {
 			case FaultNone, Fault5xxAfterCreate, FaultDelay, FaultDrop:
 				created = s.createRunLocked(pid, c.user, TriggerAPI, c.now)
+				created.inputs, created.notes = req.inputs, recipients(req.notifications)
 				c.run = created.id
 				s.requests[c.idx].RunCreated = created.id // visible while a delayed answer waits
 			}
@@ -207,18 +264,20 @@ func (s *Server) runProject(c *call) {
 	switch {
 	case p == nil:
 		c.error(http.StatusNotFound, "Project not found", "no project with id "+pid)
+	case refusal != "":
+		c.forbidden(refusal)
 	case !p.Published:
 		c.error(http.StatusUnprocessableEntity, "Project has not been published", "publish the project before running it through the API")
 	case unknown != nil:
 		c.json(http.StatusUnprocessableEntity, invalidParams{Invalid: []invalidParam{}, NotFound: unknown, TraceID: c.trace})
 	case req.dryRun:
-		c.json(http.StatusCreated, c.created(pid, dryID, req.notifications))
+		c.json(http.StatusCreated, c.created(p, dryID, req.notifications))
 	case conflict:
 		c.error(http.StatusConflict, "Project is already running", "a run of this project is already in progress")
 	case full:
 		c.kernelCap()
 	default:
-		c.applyFault(pid, created, req.notifications)
+		c.applyFault(p, created, req.notifications)
 	}
 }
 
@@ -228,7 +287,7 @@ func (c *call) kernelCap() {
 }
 
 // applyFault answers a RunProject that reached the fault point.
-func (c *call) applyFault(pid string, created *run, notes []notification) {
+func (c *call) applyFault(p *project, created *run, notes []notification) {
 	switch c.fault {
 	case Fault5xxAfterCreate:
 		c.error(http.StatusInternalServerError, "Internal server error", "")
@@ -259,25 +318,44 @@ func (c *call) applyFault(pid string, created *run, notes []notification) {
 		case <-c.r.Context().Done():
 			t.Stop()
 		}
-		c.json(http.StatusCreated, c.created(pid, created.id, notes))
+		c.json(http.StatusCreated, c.created(p, created.id, notes))
 	default:
-		c.json(http.StatusCreated, c.created(pid, created.id, notes))
+		c.json(http.StatusCreated, c.created(p, created.id, notes))
 	}
 }
 
-func (c *call) created(pid, rid string, notes []notification) runCreated {
-	if notes == nil {
-		notes = []notification{}
-	}
-	return runCreated{ProjectID: pid, RunID: rid, RunURL: c.runURL(pid, rid), RunStatusURL: c.runStatusURL(pid, rid),
-		TraceID: c.trace, ProjectVersion: c.s.projectVersion(), Notifications: notes}
+func (c *call) created(p *project, rid string, notes []notification) runCreated {
+	c.s.mu.Lock()
+	version := c.s.projectVersionLocked(p.ID)
+	c.s.mu.Unlock()
+	return runCreated{ProjectID: p.ID, RunID: rid, RunURL: c.runURL(p.ID, rid), RunStatusURL: c.runStatusURL(p.ID, rid),
+		TraceID: c.trace, ProjectVersion: version, Notifications: recipients(notes)}
 }
 
-func (s *Server) projectVersion() any {
+// projectVersionLocked is projectVersion as the sim answers it: the project's Version,
+// a number (as Hex's current reference shows it) or, with ProjectVersionString, text.
+func (s *Server) projectVersionLocked(pid string) any {
+	v := 1
+	if p := s.projects[pid]; p != nil && p.Version > 0 {
+		v = p.Version
+	}
 	if s.cfg.ProjectVersionString {
-		return "1"
+		return strconv.Itoa(v)
 	}
-	return 1
+	return v
+}
+
+// runRefusal is the reason of RunProject's 403 for this project and token, or "".
+func (p *project) runRefusal(readOnly bool) string {
+	switch {
+	case p.Access == AccessNone:
+		return "You do not have access to this project"
+	case readOnly:
+		return "This API token does not have the Run projects scope"
+	case p.Access == AccessRead:
+		return "You do not have permission to run this project"
+	}
+	return ""
 }
 
 func (c *call) runURL(pid, rid string) string {

@@ -1,6 +1,7 @@
 package hexsim
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -45,6 +46,8 @@ type Run struct {
 	Outcome Outcome `json:"outcome"`
 	// Cancelled reports whether CancelRun killed it.
 	Cancelled bool `json:"cancelled,omitempty"`
+	// InputParams are the inputParams of the RunProject that created it, as sent.
+	InputParams map[string]json.RawMessage `json:"inputParams,omitempty"`
 }
 
 // run is the sim's record of a run; its status is computed from the clock when read.
@@ -55,6 +58,8 @@ type run struct {
 	outcome                    Outcome
 	cancelled                  time.Time // zero unless CancelRun killed it
 	seq                        int       // creation order
+	inputs                     map[string]json.RawMessage
+	notes                      []notificationRecipient
 }
 
 // terminal reports whether status is one of Hex's terminal statuses.
@@ -100,7 +105,8 @@ func (r *run) state(now time.Time, unknown string) (status string, end time.Time
 func (r *run) snapshot(now time.Time, unknown string) Run {
 	status, end := r.state(now, unknown)
 	return Run{ID: r.id, ProjectID: r.project, User: r.user, Trigger: r.trigger, Created: r.created,
-		Status: status, StartTime: r.created, EndTime: end, Outcome: r.outcome, Cancelled: !r.cancelled.IsZero()}
+		Status: status, StartTime: r.created, EndTime: end, Outcome: r.outcome, Cancelled: !r.cancelled.IsZero(),
+		InputParams: r.inputs}
 }
 
 // drawRun fills a new run's durations and outcome from rng.

@@ -24,6 +24,7 @@ type Server struct {
 	latRng   *rand.Rand        // latency draws only, so that they shift no other draw
 	open     bool              // accept any well-formed token
 	tokens   map[string]string // token -> user
+	readOnly map[string]bool   // tokens without the "Run projects" scope
 	revoked  map[string]bool
 	registry bool // Config.Projects was given: unknown projects are 404
 	projects map[string]*project
@@ -86,6 +87,7 @@ func New(cfg Config) *Server {
 		latRng:   rand.New(rand.NewPCG(uint64(cfg.Seed)^0x5bd1e995, uint64(cfg.Seed))),
 		open:     len(cfg.Tokens) == 0 && len(cfg.Users) == 0,
 		tokens:   map[string]string{},
+		readOnly: map[string]bool{},
 		revoked:  map[string]bool{},
 		registry: len(cfg.Projects) > 0,
 		projects: map[string]*project{},
@@ -101,6 +103,9 @@ func New(cfg Config) *Server {
 		for _, t := range u.Tokens {
 			s.tokens[t] = u.Name
 		}
+	}
+	for _, t := range cfg.ReadOnlyTokens {
+		s.readOnly[t] = true
 	}
 	for _, p := range cfg.Projects {
 		s.setProjectLocked(p)
@@ -167,6 +172,8 @@ type call struct {
 	run    string // run created
 	fault  Fault
 	legacy bool
+	// readOnly is true for a token without the "Run projects" scope.
+	readOnly bool
 }
 
 // recorder remembers the status written, for the ledger, and holds the answer back
@@ -281,6 +288,7 @@ func (s *Server) api(o op, h func(*call)) http.HandlerFunc {
 			}
 			admitted, info = lim.admit(o, c.now)
 			c.user = user
+			c.readOnly = s.readOnly[token]
 		}
 		s.mu.Unlock()
 		switch {
@@ -341,24 +349,39 @@ func (c *call) header() http.Header {
 
 func (c *call) rateHeaders(info rateInfo, limited bool) {
 	h := c.w.Header()
-	style := c.s.cfg.Limits.Style
-	if (style == StyleReset || style == StyleBoth) && info.remaining >= 0 {
+	lim := c.s.cfg.Limits
+	style := lim.Style
+	if info.remaining >= 0 {
 		resetIn := time.Duration(0)
 		if !info.reset.IsZero() {
 			resetIn = info.reset.Sub(c.now)
 		}
-		secs := ceilSeconds(resetIn)
-		h.Set("RateLimit-Limit", strconv.Itoa(info.limit))
-		h.Set("RateLimit-Remaining", strconv.Itoa(info.remaining))
-		h.Set("RateLimit-Reset", strconv.FormatInt(secs, 10))
-		h.Set("X-RateLimit-Limit", strconv.Itoa(info.limit))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(info.remaining))
-		at := c.now.Add(resetIn) // as Unix seconds, rounded up so that it is never early
-		epoch := at.Unix()
-		if at.Nanosecond() > 0 {
-			epoch++
+		if style == StyleReset || style == StyleBoth {
+			h.Set("RateLimit-Limit", strconv.Itoa(info.limit))
+			h.Set("RateLimit-Remaining", strconv.Itoa(info.remaining))
+			h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(resetIn), 10))
 		}
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(epoch, 10))
+		if style == StyleReset || style == StyleBoth || style == StyleXRateLimit {
+			h.Set("X-RateLimit-Limit", strconv.Itoa(info.limit))
+			h.Set("X-RateLimit-Remaining", strconv.Itoa(info.remaining))
+			at := c.now.Add(resetIn)
+			var v int64
+			switch lim.ResetUnit {
+			case ResetUnixMilli:
+				v = at.UnixMilli()
+				if at.Nanosecond()%int(time.Millisecond) > 0 {
+					v++ // rounded up so that it is never early
+				}
+			case ResetSeconds:
+				v = ceilSeconds(resetIn)
+			default:
+				v = at.Unix()
+				if at.Nanosecond() > 0 {
+					v++
+				}
+			}
+			h.Set("X-RateLimit-Reset", strconv.FormatInt(v, 10))
+		}
 	}
 	if limited && (style == StyleRetryAfter || style == StyleBoth) {
 		h.Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(info.retryAfter)), 10))
@@ -403,6 +426,9 @@ func (c *call) text(status int, body string) {
 
 // unauthorized answers as Hex may: a plain-text body.
 func (c *call) unauthorized() { c.text(http.StatusUnauthorized, "Unauthorized") }
+
+// forbidden answers 403 with Hex's error body.
+func (c *call) forbidden(reason string) { c.error(http.StatusForbidden, reason, "") }
 
 func (c *call) tooMany(info rateInfo) {
 	c.rateHeaders(info, true)

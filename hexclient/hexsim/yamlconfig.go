@@ -17,6 +17,9 @@ type fileConfig struct {
 	BaseURL              string        `yaml:"base_url"`
 	AppURL               string        `yaml:"app_url"`
 	ProjectVersionString bool          `yaml:"project_version_string"`
+	ListOrder            ListOrder     `yaml:"list_order"`
+	RejectUnknownInputs  bool          `yaml:"reject_unknown_inputs"`
+	ReadOnlyTokens       []string      `yaml:"read_only_tokens"`
 	SharedUser           bool          `yaml:"shared_user"`
 	Tokens               []string      `yaml:"tokens"`
 	Users                []fileUser    `yaml:"users"`
@@ -38,10 +41,20 @@ type fileUser struct {
 }
 
 type fileProject struct {
-	ID        string   `yaml:"id"`
-	Title     string   `yaml:"title"`
-	Published *bool    `yaml:"published"`
-	Inputs    []string `yaml:"inputs"`
+	ID        string            `yaml:"id"`
+	Title     string            `yaml:"title"`
+	Published *bool             `yaml:"published"`
+	Inputs    []string          `yaml:"inputs"`
+	Access    Access            `yaml:"access"`
+	Version   int               `yaml:"version"`
+	Schedules []fileHexSchedule `yaml:"schedules"`
+}
+
+type fileHexSchedule struct {
+	Cadence  string `yaml:"cadence"`
+	Enabled  bool   `yaml:"enabled"`
+	Cron     string `yaml:"cron"`
+	Timezone string `yaml:"timezone"`
 }
 
 type fileRule struct {
@@ -50,12 +63,14 @@ type fileRule struct {
 }
 
 type fileLimits struct {
-	Trigger  []fileRule  `yaml:"trigger"`
-	AllCalls []fileRule  `yaml:"all_calls"`
-	Status   []fileRule  `yaml:"status"`
-	Kernels  int         `yaml:"kernels"`
-	Window   WindowModel `yaml:"window"`
-	Style    RetryStyle  `yaml:"style"`
+	Trigger        []fileRule  `yaml:"trigger"`
+	AllCalls       []fileRule  `yaml:"all_calls"`
+	Status         []fileRule  `yaml:"status"`
+	Kernels        int         `yaml:"kernels"`
+	Window         WindowModel `yaml:"window"`
+	AllCallsWindow WindowModel `yaml:"all_calls_window"`
+	Style          RetryStyle  `yaml:"style"`
+	ResetUnit      ResetUnit   `yaml:"reset_unit"`
 }
 
 type fileRuns struct {
@@ -87,9 +102,11 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	cfg := Config{
 		Seed: fc.Seed, BaseURL: fc.BaseURL, AppURL: fc.AppURL, ProjectVersionString: fc.ProjectVersionString,
+		ListOrder: fc.ListOrder, RejectUnknownInputs: fc.RejectUnknownInputs, ReadOnlyTokens: fc.ReadOnlyTokens,
 		SharedUser: fc.SharedUser, Tokens: fc.Tokens,
 		Limits: Limits{Trigger: rules(fc.Limits.Trigger), AllCalls: rules(fc.Limits.AllCalls), Status: rules(fc.Limits.Status),
-			Kernels: fc.Limits.Kernels, Window: fc.Limits.Window, Style: fc.Limits.Style},
+			Kernels: fc.Limits.Kernels, Window: fc.Limits.Window, AllCallsWindow: fc.Limits.AllCallsWindow,
+			Style: fc.Limits.Style, ResetUnit: fc.Limits.ResetUnit},
 		Runs: Lifecycle{Pending: fc.Runs.Pending, PendingJitter: fc.Runs.PendingJitter, Running: fc.Runs.Running,
 			RunningJitter: fc.Runs.RunningJitter, Outcomes: fc.Runs.Outcomes, UnknownStatus: fc.Runs.UnknownStatus,
 			Conflict409: fc.Runs.Conflict409},
@@ -101,7 +118,12 @@ func ParseConfig(data []byte) (Config, error) {
 		cfg.Users = append(cfg.Users, User(u))
 	}
 	for _, p := range fc.Projects {
-		cfg.Projects = append(cfg.Projects, Project{ID: p.ID, Title: p.Title, Published: p.Published == nil || *p.Published, Inputs: p.Inputs})
+		pr := Project{ID: p.ID, Title: p.Title, Published: p.Published == nil || *p.Published, Inputs: p.Inputs,
+			Access: p.Access, Version: p.Version}
+		for _, hs := range p.Schedules {
+			pr.Schedules = append(pr.Schedules, HexSchedule(hs))
+		}
+		cfg.Projects = append(cfg.Projects, pr)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("parse sim config: %w", err)
