@@ -174,12 +174,21 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	if err := db.LockDaemon(); err != nil {
 		return err
 	}
+	// The lock proves no other daemon of this file is alive: take the lease at once.
+	ttl := scheduler.DefaultOwnerTTL
+	if f.simulate {
+		ttl = time.Duration(float64(ttl) * f.speed) // renewed every 5 real seconds, not 5 virtual ones
+	}
+	tenure, err := registerProcess(ctx, db, state.RoleDaemon, clk, ttl, log)
+	if err != nil {
+		return err
+	}
 
 	var metrics *scheduler.Metrics
 	if f.metricsAddr != "" {
 		metrics = scheduler.NewMetrics()
 	}
-	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db}))
+	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db, Tenure: tenure}))
 	if err != nil {
 		return err
 	}
@@ -192,6 +201,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		Metrics:  metrics,
 		Load:     func() (*planner.Config, error) { return planner.LoadFile(f.config) },
 		Horizon:  f.horizon,
+		Tenure:   tenure,
 	})
 	if err != nil {
 		return err
@@ -209,6 +219,15 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 	return d.Run(ctx, reload)
+}
+
+// registerProcess records this process as an owner of db's triggers (the daemon also
+// takes the lease): see docs/state.md, "One daemon per database".
+func registerProcess(ctx context.Context, db *state.DB, role state.Role, clk clock.Clock, ttl time.Duration, log *slog.Logger) (*scheduler.Tenure, error) {
+	host, _ := os.Hostname()
+	return scheduler.Register(ctx, scheduler.TenureConfig{
+		Store: db, Role: role, Lead: role == state.RoleDaemon, Host: host, PID: os.Getpid(), Clock: clk, TTL: ttl, Logger: log,
+	})
 }
 
 // hexClientConfig maps the config's budget onto the Hex client.

@@ -54,7 +54,7 @@ func fillFixtureDB(t *testing.T) string {
 	}
 	admit := func(slot string, sent, done time.Time) {
 		t.Helper()
-		id, wait, err := db.Admit(ctx, sent, sent.Add(-2*time.Hour), slot, func([]state.Attempt) time.Duration { return 0 })
+		id, wait, err := db.Admit(ctx, state.Holder{}, sent, sent.Add(-2*time.Hour), slot, func([]state.Attempt) time.Duration { return 0 })
 		must(err)
 		if wait != 0 || id == 0 {
 			t.Fatalf("admit %s: id %d wait %s", slot, id, wait)
@@ -348,7 +348,7 @@ func TestStatusFullRule(t *testing.T) {
 	}
 	for i := range 20 {
 		sent := fixtureNow.Add(-time.Duration(50-i) * time.Second)
-		if _, _, err := db.Admit(ctx, sent, sent.Add(-time.Hour), "", func([]state.Attempt) time.Duration { return 0 }); err != nil {
+		if _, _, err := db.Admit(ctx, state.Holder{}, sent, sent.Add(-time.Hour), "", func([]state.Attempt) time.Duration { return 0 }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,10 +11,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hexcron/clock"
@@ -260,9 +262,12 @@ func (c *Client) send(ctx context.Context, op, token, method, path string, q url
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	// A request that never got a connection wrote nothing: it did not reach Hex.
+	var gotConn atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }})
 	req, err := http.NewRequestWithContext(actx, method, target, rd)
 	if err != nil {
-		return nil, &APIError{Op: op, Class: ClassPermanent, Err: fmt.Errorf("%s: build request: %w", op, err)}
+		return nil, &APIError{Op: op, Class: ClassPermanent, NotSent: true, Err: fmt.Errorf("%s: build request: %w", op, err)}
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", "hexcron/"+c.cfg.Version)
@@ -283,10 +288,15 @@ func (c *Client) send(ctx context.Context, op, token, method, path string, q url
 			return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 		}
 	}
+	notSent := !gotConn.Load()
 	if ctx.Err() != nil {
-		return nil, &APIError{Op: op, Class: ClassCanceled, Err: ctx.Err()}
+		return nil, &APIError{Op: op, Class: ClassCanceled, NotSent: notSent, Err: ctx.Err()}
 	}
-	return nil, &APIError{Op: op, Class: Classify(0, err), Err: err}
+	class := Classify(0, err)
+	if notSent && class == ClassAmbiguous {
+		class = ClassUnreachable // e.g. a header the transport refused before dialing
+	}
+	return nil, &APIError{Op: op, Class: class, NotSent: notSent, Err: err}
 }
 
 // redactor returns a function removing token from text.

@@ -44,6 +44,10 @@ type Config struct {
 	Grace time.Duration
 	// HistoryAge is how long slot history is kept (default 90 days; 0 keeps it).
 	HistoryAge time.Duration
+	// Tenure is the daemon's registration and lease (see Register): Run keeps it
+	// renewed, stops triggering when it is fenced, and releases it on a clean stop. Its
+	// ledger must admit under it. nil: no fencing (tests).
+	Tenure *Tenure
 }
 
 // Daemon is the scheduling loop. Run it once.
@@ -64,6 +68,8 @@ type Daemon struct {
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
 	stopping   bool // shutdown has begun: start nothing new
+	fenced     bool // another daemon leads this database: trigger nothing (see fence.go)
+	settling   settleSet
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -184,6 +190,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
 	go func() { defer close(pollDone); d.poll(pollCtx) }()
+	stopKeep := d.keepTenure(ctx)
+	defer stopKeep()
 
 	nextBeat := now.Add(d.cfg.Heartbeat)
 	watch := d.cfg.Notifier.WatchdogInterval()
@@ -201,6 +209,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			nextBeat = now.Add(d.cfg.Heartbeat)
 			d.notifyStatus(ctx, now)
+			d.settleOrphans(ctx, now)
 		}
 		if !now.Before(d.nextReplan) {
 			d.replan(ctx, now)
@@ -230,6 +239,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			d.reload(ctx)
 		case ev := <-d.events:
 			d.handle(ctx, trigCtx, ev)
+		case <-d.tenureLost():
+			d.fence(d.cfg.Tenure.Err())
 		case <-t.C():
 		}
 		t.Stop()
@@ -276,6 +287,7 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	if err := d.cfg.Store.SetHeartbeat(ctx, d.cfg.Clock.Now()); err != nil {
 		d.log.Error("write heartbeat", keyErr, err)
 	}
+	d.releaseTenure(ctx)
 	d.log.Info("stopped")
 	return nil
 }
@@ -396,6 +408,9 @@ func (d *Daemon) expire(ctx context.Context, now time.Time) {
 
 // fireDue acts on every firing whose planned instant has come.
 func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
+	if d.fenced {
+		return
+	}
 	i := 0
 	for ; i < len(d.plan) && !d.plan[i].Planned.After(now); i++ {
 		d.dispatch(ctx, trigCtx, d.plan[i], now)
@@ -583,6 +598,10 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) {
 	}
 	if errors.Is(ev.err, context.Canceled) {
 		d.log.Warn("trigger interrupted by stop; the next start reconciles it", keySchedule, f.Schedule, keySlot, f.Slot)
+		return
+	}
+	if errors.Is(ev.err, state.ErrFenced) {
+		d.fence(ev.err)
 		return
 	}
 	if errors.Is(ev.err, state.ErrSlotTaken) {

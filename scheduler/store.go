@@ -22,6 +22,8 @@ type Store interface {
 	BudgetUsed(ctx context.Context, now time.Time, windows []time.Duration) ([]int, error)
 	PruneHistory(ctx context.Context, before time.Time) (int64, error)
 	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+	// Owners lists the processes registered to admit triggers (see Tenure).
+	Owners(ctx context.Context) ([]state.Owner, error)
 }
 
 // recentSends returns the send instants of the ledger's attempts since t (this and

@@ -43,7 +43,8 @@ type DB struct {
 	path     string
 	sql      *sql.DB
 	readOnly bool
-	lock     *os.File // held by LockDaemon; nil otherwise
+	lockFile *os.File // the database file opened by LockDaemon for its flock; nil before
+	locked   bool     // LockDaemon holds the flock
 }
 
 // DefaultPath is where the database lives when --db is not given:
@@ -278,14 +279,15 @@ func (c *connector) Driver() driver.Driver { return &sqlite3.SQLiteDriver{} }
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
-// Close releases the daemon lock (if held) and closes the database.
+// Close closes the database and then releases the daemon lock (if held): the lock's
+// descriptor is closed only after SQLite's connections (see LockDaemon).
 func (db *DB) Close() error {
 	err := db.sql.Close()
-	if db.lock != nil {
-		if cerr := db.lock.Close(); err == nil {
+	if db.lockFile != nil {
+		if cerr := db.lockFile.Close(); err == nil {
 			err = cerr
 		}
-		db.lock = nil
+		db.lockFile, db.locked = nil, false
 	}
 	if err != nil {
 		return fmt.Errorf("close state %s: %w", db.path, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,7 +149,7 @@ func TestOpenErrors(t *testing.T) {
 				raw.Close()
 			},
 			kind: ErrSchemaTooNew,
-			msg:  "database schema version 99 is newer than this hexcron knows (1): upgrade hexcron",
+			msg:  fmt.Sprintf("database schema version 99 is newer than this hexcron knows (%d): upgrade hexcron", latestVersion()),
 		},
 		{
 			name: "corrupt file",
@@ -187,7 +188,7 @@ func TestOpenErrors(t *testing.T) {
 			},
 			opts: Options{ReadOnly: true},
 			kind: ErrSchemaOutdated,
-			msg:  "database schema is older than this hexcron (version 0, this hexcron uses 1; start `hexcron run` once to migrate it)",
+			msg:  fmt.Sprintf("database schema is older than this hexcron (version 0, this hexcron uses %d; start `hexcron run` once to migrate it)", latestVersion()),
 		},
 	}
 	for _, tt := range tests {

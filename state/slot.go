@@ -103,6 +103,7 @@ type Slot struct {
 	Elapsed     time.Duration     // run duration as Hex reports it
 	Created     time.Time         // row created
 	Updated     time.Time         // row last changed
+	Owner       string            // the owner (owners.id) whose admission moved it to triggering; "" before any
 }
 
 // Update carries the fields a Transition sets besides the state. Zero fields leave the
