@@ -70,6 +70,7 @@ type Daemon struct {
 	stopping   bool // shutdown has begun: start nothing new
 	fenced     bool // another daemon leads this database: trigger nothing (see fence.go)
 	settling   settleSet
+	reloads    reloadState // see reload.go
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -290,27 +291,6 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	d.releaseTenure(ctx)
 	d.log.Info("stopped")
 	return nil
-}
-
-// reload re-reads the config; a broken file keeps the old config running.
-func (d *Daemon) reload(ctx context.Context) {
-	d.cfg.Notifier.Notify("RELOADING=1")
-	defer d.cfg.Notifier.Notify("READY=1")
-	conf, err := d.cfg.Load()
-	if err != nil {
-		d.cfg.Metrics.ObserveReload(false)
-		d.log.Error("reload failed; the previous config keeps running", keyErr, err)
-		return
-	}
-	for _, w := range conf.Warnings {
-		d.log.Warn("config warning", keyErr, w.String())
-	}
-	d.mu.Lock()
-	d.conf = conf
-	d.mu.Unlock()
-	d.cfg.Metrics.ObserveReload(true)
-	d.log.Info("reloaded", "schedules", len(conf.Schedules))
-	d.replan(ctx, d.cfg.Clock.Now())
 }
 
 // replan rebuilds the plan from now, counting the ledger's recent attempts (this and
@@ -564,6 +544,8 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	case retrigger:
 		d.extra[ev.f.Slot] = ev.f
 		d.nextReplan = time.Time{}
+	case reloaded:
+		d.reloaded(ctx, ev)
 	}
 }
 

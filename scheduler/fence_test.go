@@ -26,8 +26,14 @@ const (
 )
 
 // tenureDaemon is a daemon on hexsim (served over an in-memory pipe network, inside a
-// synctest bubble) whose ledger admits under ten, as `hexcron run` wires it.
+// synctest bubble) whose ledger admits under ten (nil: none), as `hexcron run` wires
+// it, reading the config at configPath.
 func tenureDaemon(t *testing.T, db *state.DB, ten *Tenure, configPath string, logger *slog.Logger) (*hexsim.Server, *Daemon, func()) {
+	return loadDaemon(t, db, ten, func() (*planner.Config, error) { return planner.LoadFile(configPath) }, logger)
+}
+
+// loadDaemon is tenureDaemon with its own Load.
+func loadDaemon(t *testing.T, db *state.DB, ten *Tenure, load func() (*planner.Config, error), logger *slog.Logger) (*hexsim.Server, *Daemon, func()) {
 	t.Helper()
 	net := hexsim.NewPipeNet()
 	base := "http://127.0.0.1/api/v1"
@@ -56,7 +62,7 @@ func tenureDaemon(t *testing.T, db *state.DB, ten *Tenure, configPath string, lo
 		Logger:    logger,
 		Tenure:    ten,
 		Reconcile: 5 * time.Second,
-		Load:      func() (*planner.Config, error) { return planner.LoadFile(configPath) },
+		Load:      load,
 	})
 	if err != nil {
 		stop()

@@ -126,8 +126,18 @@ func prepareFile(path string, readOnly bool) (created bool, err error) {
 	head := make([]byte, len(sqliteMagic))
 	n, err := io.ReadFull(f, head)
 	switch {
+	case n == 0 && (err == io.EOF) && !readOnly:
+		// An empty file: a new database, private like one hexcron creates (SQLite
+		// gives -wal and -shm the database file's mode).
+		if fi.Mode().Perm() != 0o600 {
+			if err := f.Chmod(0o600); err != nil {
+				return false, &pathError{op: "open state", path: path, kind: ErrReadOnly,
+					msg: fmt.Sprintf("an empty file with mode %#o that hexcron cannot make private (0600): remove it, hexcron creates its database itself", fi.Mode().Perm()),
+					err: err}
+			}
+		}
 	case n == 0 && (err == io.EOF):
-		// An empty file: a new database.
+		// An empty file: a new database (a read-only open reports it below).
 	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
 		return false, fmt.Errorf("open state %s: %w", path, err)
 	case !bytes.Equal(head[:n], []byte(sqliteMagic)):

@@ -1,8 +1,11 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -265,5 +268,68 @@ func TestMigrateV1ToOwners(t *testing.T) {
 	}
 	if l, err := db.CurrentLease(ctx); err != nil || l.Epoch != 0 || l.Owner != "" {
 		t.Errorf("lease after migration: %+v %v", l, err)
+	}
+}
+
+// TestEmptyFileMadePrivate: an existing empty file opened as a new database ends up
+// 0600, as is the WAL SQLite creates beside it.
+func TestEmptyFileMadePrivate(t *testing.T) {
+	path := t.TempDir() + "/hexcron.db"
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	db, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetHeartbeat(context.Background(), t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", p, fi.Mode().Perm(), err)
+		}
+	}
+	db.Close()
+}
+
+// TestIsSimulation: only a regular file carrying hexcron's application id and the mark
+// --simulate writes is a simulation database; nothing is written while checking.
+func TestIsSimulation(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sim := filepath.Join(dir, "sim.db")
+	db, err := Open(ctx, sim, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkSimulation(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	plain := openT(t)
+	plain.Close()
+	text := filepath.Join(dir, "text.db")
+	os.WriteFile(text, []byte("notes\n"), 0o600)
+	foreign := filepath.Join(dir, "foreign.db")
+	raw := rawDB(t, foreign)
+	mustExec(t, raw, "CREATE TABLE meta (name TEXT, value TEXT); INSERT INTO meta VALUES ('simulation', '1')")
+	raw.Close()
+	link := filepath.Join(dir, "link.db")
+	os.Symlink(sim, link)
+	for path, want := range map[string]bool{sim: true, plain.Path(): false, text: false, foreign: false, link: false,
+		filepath.Join(dir, "missing.db"): false} {
+		before, _ := os.ReadFile(path)
+		got, err := IsSimulation(ctx, path)
+		if err != nil || got != want {
+			t.Errorf("IsSimulation(%s) = %v, %v; want %v", filepath.Base(path), got, err, want)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Errorf("%s changed", path)
+		}
 	}
 }
