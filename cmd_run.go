@@ -173,8 +173,10 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		fmt.Fprintln(e.stdout)
 	} else {
 		ts := hexclient.NewFileTokenSource(e.getenv, conf.Hex.TokenFile)
-		if _, err := ts.Token(); err != nil {
+		if _, err := ts.Token(); errors.Is(err, hexclient.ErrNoToken) {
 			return fmt.Errorf("no Hex token (put it in $CREDENTIALS_DIRECTORY/hex-token, $HEX_API_TOKEN or the file named by hex.token_file): %w", err)
+		} else if err != nil {
+			return fmt.Errorf("hex token: %w", err)
 		}
 		token = ts
 		if dbPath == "" {

@@ -130,8 +130,10 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 		return exitUsage
 	}
 	token := hexclient.NewFileTokenSource(e.getenv, conf.Hex.TokenFile)
-	if _, err := token.Token(); err != nil {
+	if _, err := token.Token(); errors.Is(err, hexclient.ErrNoToken) {
 		return fail(e.stderr, "trigger", fmt.Errorf("no Hex token: put it in $CREDENTIALS_DIRECTORY/hex-token (systemd LoadCredential=), in $HEX_API_TOKEN, or in the file named by the config's hex.token_file: %w", err))
+	} else if err != nil {
+		return fail(e.stderr, "trigger", fmt.Errorf("hex token: %w", err))
 	}
 	db, err := openDB(ctx, dbPathOr(f.db, e.getenv), false)
 	if err != nil {

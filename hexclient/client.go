@@ -74,6 +74,10 @@ type Config struct {
 	AuthBackoff Backoff
 	// ReconcilePages is how many pages of 100 runs a reconcile reads at most (default 3).
 	ReconcilePages int
+	// Secrets are redacted from every answer besides the token (which is always):
+	// gateway client tokens, a database password. More can be added later through
+	// Client.Redactor.
+	Secrets []string
 }
 
 // Client talks to one Hex workspace as one Hex user. It is safe for concurrent use.
@@ -88,6 +92,7 @@ type Client struct {
 	budget Budget
 	reads  *ReadBudget
 	adapt  *adaptive
+	redact *Redactor // every answer from Hex passes through it in send
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -208,7 +213,7 @@ func New(cfg Config) (*Client, error) {
 		ledger: cfg.Ledger, budget: cfg.Budget,
 		reads: NewReadBudget(cfg.Clock, cfg.ReadLimits, cfg.Budget.Skew, cfg.Budget.MaxAttempt),
 		adapt: newAdaptive(cfg.Budget.Rules),
-		rng:   cfg.Rand, probe: make(chan struct{}, 1),
+		rng:   cfg.Rand, probe: make(chan struct{}, 1), redact: NewRedactor(cfg.Secrets...),
 		holdChanged: make(chan struct{}), own: map[string]time.Time{}, inflight: map[string]int{},
 	}, nil
 }
@@ -269,6 +274,7 @@ func (c *Client) send(ctx context.Context, op, token, method, path string, q url
 	if err != nil {
 		return nil, &APIError{Op: op, Class: ClassPermanent, NotSent: true, Err: fmt.Errorf("%s: build request: %w", op, err)}
 	}
+	c.redact.Add(token)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", "hexcron/"+c.cfg.Version)
 	req.Header.Set("Accept", "application/json")
@@ -280,14 +286,14 @@ func (c *Client) send(ctx context.Context, op, token, method, path string, q url
 		var b []byte
 		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		resp.Body.Close()
-		if err == nil {
-			return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
-		}
-		if resp.StatusCode >= 300 {
-			// The status is what matters; a truncated error body is fine.
-			return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+		// Once, here: nothing decoded from the answer can carry a secret further.
+		c.redact.Header(resp.Header)
+		if err == nil || resp.StatusCode >= 300 {
+			// For an error status, the status is what matters; a truncated body is fine.
+			return &response{status: resp.StatusCode, header: resp.Header, body: c.redact.Body(b)}, nil
 		}
 	}
+	err = c.redact.Error(err)
 	notSent := !gotConn.Load()
 	if ctx.Err() != nil {
 		return nil, &APIError{Op: op, Class: ClassCanceled, NotSent: notSent, Err: ctx.Err()}
@@ -298,6 +304,23 @@ func (c *Client) send(ctx context.Context, op, token, method, path string, q url
 	}
 	return nil, &APIError{Op: op, Class: class, NotSent: notSent, Err: err}
 }
+
+// token asks the token source and refuses a token that cannot be sent (whatever the
+// source: FileTokenSource already checks, another implementation may not).
+func (c *Client) token() (string, error) {
+	tok, err := c.cfg.Token.Token()
+	if err != nil {
+		return "", err
+	}
+	if err := ValidToken(tok); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// Redactor is the client's redactor: add the secrets that must never leave through
+// an answer (see Config.Secrets).
+func (c *Client) Redactor() *Redactor { return c.redact }
 
 // redactor returns a function removing token from text.
 func redactor(token string) func(string) string {
@@ -312,7 +335,7 @@ func redactor(token string) func(string) string {
 // read performs one budgeted read call and decodes nothing: it returns the body of a
 // 2xx or the *APIError of anything else.
 func (c *Client) read(ctx context.Context, op string, g Group, method, path string, q url.Values) (*response, error) {
-	token, err := c.cfg.Token.Token()
+	token, err := c.token()
 	if err != nil {
 		e := &APIError{Op: op, Class: ClassAuth, Err: err}
 		c.pauseAuth(c.log, e)

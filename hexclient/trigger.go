@@ -313,7 +313,7 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			}
 		}
 		c.leaveKernelWait(t)
-		tok, terr := c.cfg.Token.Token()
+		tok, terr := c.token()
 		if terr != nil {
 			c.pauseAuth(t.log, &APIError{Op: "read token", Class: ClassAuth, Err: terr})
 			continue
