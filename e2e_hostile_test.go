@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -192,5 +193,128 @@ func TestE2EEchoedTokenGoesNowhere(t *testing.T) {
 		if data, err := os.ReadFile(p); err == nil {
 			check(filepath.Base(p)+" (after stop)", data)
 		}
+	}
+}
+
+// hostileConfigs writes the configs an attacker or a careless operator could hand
+// hexcron, and ones at the edge of what it accepts, and returns name -> (path, exit).
+// The files are written in small pieces: a subprocess's peak memory, as the kernel
+// reports it, starts from its parent's.
+func hostileConfigs(t testing.TB, dir string) map[string]struct {
+	path string
+	exit int
+} {
+	t.Helper()
+	sched := "schedules:\n  - name: a\n    project: " + e2eProject + "\n    cron: \"0 6 * * *\"\n"
+	var bomb strings.Builder
+	bomb.WriteString("schedules:\n  - name: bomb\n    project: " + e2eProject + "\n    cron: \"0 0 1 1 *\"\n    matrix:\n")
+	for k := range 10 {
+		fmt.Fprintf(&bomb, "      k%d: [v0, v1, v2, v3, v4, v5, v6, v7, v8, v9]\n", k)
+	}
+	type piece struct {
+		head, rep string
+		n         int
+		tail      string
+	}
+	files := map[string]piece{
+		"matrix-bomb":     {bomb.String(), "", 0, ""},
+		"50MB":            {"", "- x\n", 50 << 20 / 4, ""},
+		"too-many-tokens": {"x-list: [", "1,", 1_900_000, "1]\n" + sched},
+		"largest-string":  {"x-blob: \"", "a", 4<<20 - 200, "\"\n" + sched},
+		"most-tokens-ok":  {"x-list: [", "1,", 49_000, "1]\n" + sched},
+	}
+	out := map[string]struct {
+		path string
+		exit int
+	}{}
+	for name, pc := range files {
+		p := filepath.Join(dir, name+".yaml")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(pc.head)
+		chunk := strings.Repeat(pc.rep, max(1, 4096/max(1, len(pc.rep))))
+		for left := pc.n * len(pc.rep); left > 0; left -= len(chunk) {
+			f.WriteString(chunk[:min(len(chunk), left)])
+		}
+		f.WriteString(pc.tail)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		exit := 1
+		if name == "most-tokens-ok" || name == "largest-string" {
+			exit = 0
+		}
+		out[name] = struct {
+			path string
+			exit int
+		}{p, exit}
+	}
+	return out
+}
+
+// validateUsage runs `hexcron validate --config path` (`hexcron version` when path is
+// "") and returns its exit code, its CPU time (user + system) and its peak resident
+// memory (which the kernel starts from the test process's own peak).
+func validateUsage(t testing.TB, path string) (int, time.Duration, int64, string) {
+	t.Helper()
+	cmd := exec.Command(binPath, "validate", "--config", path)
+	if path == "" {
+		cmd = exec.Command(binPath, "version")
+	}
+	out, _ := cmd.CombinedOutput()
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Fatal("no rusage")
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cmd.ProcessState.ExitCode(), cpu, ru.Maxrss * 1024, string(out)
+}
+
+// TestE2EHostileConfigs: the matrix bomb, a 50 MB file and a file of too many tokens
+// end with exit 1 and a message; the largest files hexcron accepts pass. (Their CPU
+// time and memory are measured by BenchmarkHostileConfigs.)
+func TestE2EHostileConfigs(t *testing.T) {
+	want := map[string]string{
+		"matrix-bomb":     "schedules[0].matrix: 10000000000 combinations per firing time (10 keys); hexcron allows at most 10000",
+		"50MB":            "the file is 52428800 bytes; hexcron reads schedule files of at most 4194304 bytes (4 MiB)",
+		"too-many-tokens": "more than 100000 YAML tokens by this line",
+		"largest-string":  ": ok: 1 schedules",
+		"most-tokens-ok":  ": ok: 1 schedules",
+	}
+	for name, c := range hostileConfigs(t, t.TempDir()) {
+		code, _, _, out := validateUsage(t, c.path)
+		if code != c.exit || !strings.Contains(out, want[name]) {
+			t.Errorf("%s: exit %d (want %d), output:\n%.500s", name, code, c.exit, out)
+		}
+	}
+}
+
+// BenchmarkHostileConfigs reports, per config, the CPU time and the peak memory of
+// `hexcron validate` (a process of its own); "version" is the baseline of a process
+// that reads nothing: go test -run '^$' -bench HostileConfigs .
+func BenchmarkHostileConfigs(b *testing.B) {
+	configs := hostileConfigs(b, b.TempDir())
+	configs["version"] = struct {
+		path string
+		exit int
+	}{"", 0}
+	for _, name := range []string{"version", "matrix-bomb", "50MB", "too-many-tokens", "largest-string", "most-tokens-ok"} {
+		c := configs[name]
+		b.Run(name, func(b *testing.B) {
+			var cpu time.Duration
+			var peak int64
+			for b.Loop() {
+				code, c1, p, out := validateUsage(b, c.path)
+				if code != c.exit {
+					b.Fatalf("exit %d, want %d: %.300s", code, c.exit, out)
+				}
+				cpu += c1
+				peak = max(peak, p)
+			}
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
+		})
 	}
 }
