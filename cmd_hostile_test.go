@@ -107,8 +107,11 @@ func TestSimulateKeepsForeignFile(t *testing.T) {
 			}
 			before, _ := os.ReadFile(check)
 			e, _, errb := testEnv(t, fixtureNow, nil)
-			if code := run([]string{"run", "--simulate", "--config", conf, "--log-format", "text"}, e); code != exitError {
-				t.Fatalf("exit %d, want 1; stderr:\n%s", code, errb)
+			// A demo that is not refused runs until the context ends it.
+			runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if code := runDaemon(runCtx, e, []string{"--simulate", "--config", conf, "--log-format", "text"}, nil); code != exitError {
+				t.Fatalf("exit %d, want 1; stderr:\n%.2000s", code, errb)
 			}
 			if !strings.Contains(errb.String(), path+" exists and is not a database that `hexcron run --simulate` made") ||
 				!strings.Contains(errb.String(), "--db FILE") {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -47,11 +48,14 @@ func TestE2ESecondDaemonThroughAnotherPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{filepath.Join(dir, "link.db"), filepath.Join(dir, "hard.db"), dir + "/sub/../real.db"} {
-		cmd := exec.Command(binPath, "run", "--log-format", "text", "--config", cfg, "--db", p)
+		// A second daemon that is not refused runs until the context kills it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, binPath, "run", "--log-format", "text", "--config", cfg, "--db", p)
 		cmd.Env = append(os.Environ(), e2eToken)
 		out, err := cmd.CombinedOutput()
+		cancel()
 		if code := cmd.ProcessState.ExitCode(); code != 1 {
-			t.Errorf("second daemon on %s: exit %d (%v), want 1; output:\n%s", p, code, err, out)
+			t.Errorf("second daemon on %s: exit %d (%v), want 1 at once; output:\n%.2000s", p, code, err, out)
 			continue
 		}
 		want := fmt.Sprintf("database is in use by another hexcron daemon (pid %d holds the lock on ", first.cmd.Process.Pid)

@@ -259,8 +259,8 @@ func TestMigrateV1ToOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if v, _ := db.SchemaVersion(ctx); v != 2 {
-		t.Errorf("schema version %d after migration, want 2", v)
+	if v, _ := db.SchemaVersion(ctx); v != latestVersion() {
+		t.Errorf("schema version %d after migration, want %d", v, latestVersion())
 	}
 	s, err := db.Slot(ctx, "report@2026-11-30T11:30:00Z")
 	if err != nil || s.State != StateTriggering || s.Owner != "" {
