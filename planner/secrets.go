@@ -10,8 +10,8 @@ import (
 // (hxtw_) token prefix followed by token characters.
 var tokenRE = regexp.MustCompile(`(?i)hxt[pw]_[A-Za-z0-9_\-.~+/=]{4,}`)
 
-// LooksLikeToken reports whether s contains something that looks like a Hex API token.
-func LooksLikeToken(s string) bool { return tokenRE.MatchString(s) }
+// looksLikeToken reports whether s contains something that looks like a Hex API token.
+func looksLikeToken(s string) bool { return tokenRE.MatchString(s) }
 
 // redactedValue replaces what looks like a token once it has been reported, so that no
 // later message (which may quote a value) can repeat it.
@@ -26,7 +26,7 @@ func (d *decoder) findTokens(n *yaml.Node, field string) bool {
 	}
 	d.nodes++
 	found := false
-	if LooksLikeToken(n.HeadComment) || LooksLikeToken(n.LineComment) || LooksLikeToken(n.FootComment) {
+	if looksLikeToken(n.HeadComment) || looksLikeToken(n.LineComment) || looksLikeToken(n.FootComment) {
 		d.errorf(n, field, "a comment holds what looks like a Hex API token: %s", tokenMessage)
 		n.HeadComment, n.LineComment, n.FootComment = redact(n.HeadComment), redact(n.LineComment), redact(n.FootComment)
 		found = true
@@ -34,7 +34,7 @@ func (d *decoder) findTokens(n *yaml.Node, field string) bool {
 	if n.Kind == yaml.AliasNode {
 		return found // the anchored node is checked where it is defined
 	}
-	if LooksLikeToken(n.Value) || LooksLikeToken(n.Anchor) || LooksLikeToken(n.Tag) {
+	if looksLikeToken(n.Value) || looksLikeToken(n.Anchor) || looksLikeToken(n.Tag) {
 		d.tokenAt(n, field, "looks like a Hex API token: "+tokenMessage)
 		n.Value, n.Anchor, n.Tag = redact(n.Value), redact(n.Anchor), redact(n.Tag)
 		found = true
@@ -52,10 +52,10 @@ func (d *decoder) findTokens(n *yaml.Node, field string) bool {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			name := k.Value
-			if k.Kind != yaml.ScalarNode || LooksLikeToken(name) {
+			if k.Kind != yaml.ScalarNode || looksLikeToken(name) {
 				name = "(key)"
 			}
-			if LooksLikeToken(k.Value) {
+			if looksLikeToken(k.Value) {
 				d.tokenAt(k, join(field, name), "a key looks like a Hex API token: "+tokenMessage)
 				k.Value = redact(k.Value)
 				found = true

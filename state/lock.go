@@ -49,9 +49,6 @@ func (db *DB) LockDaemon() error {
 	return nil
 }
 
-// Locked reports whether this handle holds the daemon lock (LockDaemon succeeded).
-func (db *DB) Locked() bool { return db.locked }
-
 // lockHolder finds the pid of the process holding the flock on the database file:
 // from /proc/locks (Linux), else from the lease's owner row while it is live; 0 when
 // neither tells.
