@@ -34,8 +34,8 @@ func TestBaseURLRefusedBeforeAnythingIsCreated(t *testing.T) {
 			e, _, rerr := testEnv(t, time.Now(), map[string]string{"HEX_API_TOKEN": "hxtp_x"})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			if code := runDaemon(ctx, e, []string{"--config", conf, "--db", db, "--log-format", "text"}, nil); code != exitError {
-				t.Fatalf("run exit %d, want %d", code, exitError)
+			if code := runDaemon(ctx, e, []string{"--config", conf, "--db", db, "--log-format", "text"}, nil); code != exitConfig {
+				t.Fatalf("run exit %d, want %d (EX_CONFIG)", code, exitConfig)
 			}
 			if !strings.Contains(rerr.String(), "hex.base_url") {
 				t.Fatalf("run said %q, want the base_url problem", rerr.String())

@@ -28,7 +28,11 @@ largest shift; then the firings that cannot fit, with reasons and the competing
 schedules; then a one-line verdict. The plan does not count triggers already made
 (the daemon does).
 
-Exit codes: 0 everything fits, 3 some firing cannot be placed, 1 invalid config, 2 usage.
+The horizon is at most 366 days, and a plan at most 200000 firings: a plan that would
+hold more stops at the last whole day that fits, says so, and exits 1.
+
+Exit codes: 0 everything fits, 3 some firing cannot be placed, 1 invalid config or a
+plan cut short, 2 usage.
 
 Flags:
 `)
@@ -45,8 +49,8 @@ Flags:
 		fs.Usage()
 		return exitUsage
 	}
-	if *horizon <= 0 {
-		fmt.Fprintf(e.stderr, "hexcron plan: --horizon must be positive (got %s)\n", *horizon)
+	if *horizon <= 0 || *horizon > planner.MaxHorizon {
+		fmt.Fprintf(e.stderr, "hexcron plan: --horizon must be positive and at most %s (366 days) (got %s)\n", planner.MaxHorizon, *horizon)
 		return exitUsage
 	}
 	start := time.Now().Truncate(time.Second)
@@ -73,6 +77,11 @@ Flags:
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "hexcron plan: write: %v\n", err)
+		return exitError
+	}
+	if res.Truncated {
+		fmt.Fprintf(e.stderr, "hexcron plan: the plan stops after %s: the horizon holds more than %d firings; shorten --horizon\n",
+			res.Horizon, planner.MaxFirings)
 		return exitError
 	}
 	if len(res.Unplaced) > 0 {

@@ -40,9 +40,18 @@ Exit codes: 0 after SIGTERM, 78 when the config is invalid or unreadable at star
 --simulate runs the same daemon against a built-in simulated Hex (no token, no network)
 on a virtual clock --speed times faster than real time, with its own database
 (hexcron-sim.db, started afresh each time, unless --db is given): the demo to start with.
+It only ever replaces a hexcron-sim.db that --simulate made; any other file of that
+name is refused and left as it is.
 
 Flags:
 `
+
+// Bounds of hexcron run's flags: the plan is rebuilt every 10 minutes, so a horizon of
+// a week is already generous; a simulated day takes 1.4 minutes at --speed 1000.
+const (
+	maxRunHorizon = 7 * 24 * time.Hour
+	maxSpeed      = 100_000
+)
 
 // runFlags are hexcron run's flags.
 type runFlags struct {
@@ -92,9 +101,9 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	fs.StringVar(&f.logFormat, "log-format", "auto", "auto (colour on a terminal, text otherwise), text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.simulate, "simulate", false, "run against a built-in simulated Hex on a virtual clock (no token needed)")
-	fs.Float64Var(&f.speed, "speed", 60, "with --simulate: virtual seconds per real second")
+	fs.Float64Var(&f.speed, "speed", 60, "with --simulate: virtual seconds per real second (positive, at most 100000)")
 	fs.Int64Var(&f.seed, "seed", 2, "with --simulate: seed of the simulated Hex")
-	fs.DurationVar(&f.horizon, "horizon", 2*time.Hour, "how far ahead each plan looks")
+	fs.DurationVar(&f.horizon, "horizon", 2*time.Hour, "how far ahead each plan looks (positive, at most 168h)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -103,6 +112,14 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "hexcron run: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if f.horizon <= 0 || f.horizon > maxRunHorizon {
+		fmt.Fprintf(e.stderr, "hexcron run: --horizon must be positive and at most %s (got %s)\n", maxRunHorizon, f.horizon)
+		return exitUsage
+	}
+	if !(f.speed > 0) || f.speed > maxSpeed { // !(>0) also refuses NaN
+		fmt.Fprintf(e.stderr, "hexcron run: --speed must be positive and at most %g (got %g)\n", float64(maxSpeed), f.speed)
 		return exitUsage
 	}
 	log, err := newLogger(e.stderr, f.logFormat, f.logLevel, e.getenv)
@@ -163,15 +180,14 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		}
 		defer stopSim()
 		token = hexclient.StaticToken("hxtp_simulated")
-		if dbPath == "" {
+		fresh := dbPath == ""
+		if fresh {
 			// A fresh demo database each time: the virtual clock restarts at the next
 			// hour, and an old run's slots (hours ahead in simulated time) would
 			// otherwise count as already handled.
-			dbPath = "hexcron-sim.db"
-			for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
-				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("simulate: fresh database: %w", err)
-				}
+			dbPath = simDBName
+			if err := removeSimDB(ctx, dbPath); err != nil {
+				return err
 			}
 		}
 		log.Info("simulation: built-in Hex, virtual clock", "speed", f.speed, "starts_at", start.In(conf.Location), "hex", baseURL, "db", dbPath)
@@ -182,8 +198,10 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		fmt.Fprintln(e.stdout)
 	} else {
 		ts := hexclient.NewFileTokenSource(e.getenv, conf.Hex.TokenFile)
-		if _, err := ts.Token(); err != nil {
+		if _, err := ts.Token(); errors.Is(err, hexclient.ErrNoToken) {
 			return fmt.Errorf("no Hex token (put it in $CREDENTIALS_DIRECTORY/hex-token, $HEX_API_TOKEN or the file named by hex.token_file): %w", err)
+		} else if err != nil {
+			return fmt.Errorf("hex token: %w", err)
 		}
 		token = ts
 		if dbPath == "" {
@@ -196,7 +214,21 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		return err
 	}
 	defer db.Close()
+	if f.simulate && f.db == "" {
+		if err := db.MarkSimulation(ctx); err != nil {
+			return err
+		}
+	}
 	if err := db.LockDaemon(); err != nil {
+		return err
+	}
+	// The lock proves no other daemon of this file is alive: take the lease at once.
+	ttl := scheduler.DefaultOwnerTTL
+	if f.simulate {
+		ttl = time.Duration(float64(ttl) * f.speed) // renewed every 5 real seconds, not 5 virtual ones
+	}
+	tenure, err := registerProcess(ctx, db, state.RoleDaemon, clk, ttl, log)
+	if err != nil {
 		return err
 	}
 
@@ -204,7 +236,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	if f.metricsAddr != "" {
 		metrics = scheduler.NewMetrics(versionString())
 	}
-	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db}))
+	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db, Tenure: tenure}))
 	if err != nil {
 		return err
 	}
@@ -218,6 +250,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		Metrics:  metrics,
 		Load:     func() (*planner.Config, error) { return loadConfig(f.config) },
 		Horizon:  f.horizon,
+		Tenure:   tenure,
 	})
 	if err != nil {
 		return err
@@ -240,6 +273,43 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 	return d.Run(ctx, reload)
+}
+
+// simDBName is the database `run --simulate` uses without --db.
+const simDBName = "hexcron-sim.db"
+
+// removeSimDB removes the demo database left by an earlier `run --simulate`, and only
+// that: a file of that name that --simulate did not make (a text file, another
+// program's database, a symlink, a real hexcron database) is refused and keeps its
+// bytes.
+func removeSimDB(ctx context.Context, path string) error {
+	ours, err := state.IsSimulation(ctx, path)
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil && !ours {
+		abs, _ := filepath.Abs(path)
+		return fmt.Errorf("simulate: %s exists and is not a database that `hexcron run --simulate` made; "+
+			"hexcron never replaces a file it does not own: move it away, or pass --db FILE to run the demo on another database", abs)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("simulate: %s is not a regular file; move it away, or pass --db FILE", p)
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("simulate: fresh database: %w", err)
+		}
+	}
+	return nil
+}
+
+// registerProcess records this process as an owner of db's triggers (the daemon also
+// takes the lease): see docs/state.md, "One daemon per database".
+func registerProcess(ctx context.Context, db *state.DB, role state.Role, clk clock.Clock, ttl time.Duration, log *slog.Logger) (*scheduler.Tenure, error) {
+	host, _ := os.Hostname()
+	return scheduler.Register(ctx, scheduler.TenureConfig{
+		Store: db, Role: role, Lead: role == state.RoleDaemon, Host: host, PID: os.Getpid(), Clock: clk, TTL: ttl, Logger: log,
+	})
 }
 
 // hexClientConfig maps the config's budget onto the Hex client.

@@ -54,7 +54,7 @@ func fillFixtureDB(t *testing.T) string {
 	}
 	admit := func(slot string, sent, done time.Time) {
 		t.Helper()
-		id, wait, err := db.Admit(ctx, sent, sent.Add(-2*time.Hour), slot, func([]state.Attempt) time.Duration { return 0 })
+		id, wait, err := db.Admit(ctx, state.Holder{}, sent, sent.Add(-2*time.Hour), slot, func([]state.Attempt) time.Duration { return 0 })
 		must(err)
 		if wait != 0 || id == 0 {
 			t.Fatalf("admit %s: id %d wait %s", slot, id, wait)
@@ -167,7 +167,7 @@ func fillStatusFixtureDB(t *testing.T) string {
 	legacySlot := "legacy-export@2026-03-02T10:05:00Z"
 	_, err = db.PlanSlot(ctx, state.Slot{Key: legacySlot, Project: legacy, Timeout: time.Hour}, at("10:05:00"))
 	must(err)
-	id, _, err := db.Admit(ctx, at("10:05:01"), at("08:05:01"), legacySlot, func([]state.Attempt) time.Duration { return 0 })
+	id, _, err := db.Admit(ctx, state.Holder{}, at("10:05:01"), at("08:05:01"), legacySlot, func([]state.Attempt) time.Duration { return 0 })
 	must(err)
 	must(db.Complete(ctx, id, at("10:05:01.400")))
 	must(db.Transition(ctx, legacySlot, state.StateTriggered, state.Update{At: at("10:05:02"),
@@ -415,7 +415,7 @@ func TestStatusFullRule(t *testing.T) {
 	}
 	for i := range 20 {
 		sent := fixtureNow.Add(-time.Duration(50-i) * time.Second)
-		if _, _, err := db.Admit(ctx, sent, sent.Add(-time.Hour), "", func([]state.Attempt) time.Duration { return 0 }); err != nil {
+		if _, _, err := db.Admit(ctx, state.Holder{}, sent, sent.Add(-time.Hour), "", func([]state.Attempt) time.Duration { return 0 }); err != nil {
 			t.Fatal(err)
 		}
 	}

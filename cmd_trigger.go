@@ -134,8 +134,10 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 		return exitUsage
 	}
 	token := hexclient.NewFileTokenSource(e.getenv, conf.Hex.TokenFile)
-	if _, err := token.Token(); err != nil {
+	if _, err := token.Token(); errors.Is(err, hexclient.ErrNoToken) {
 		return fail(e.stderr, "trigger", fmt.Errorf("no Hex token: put it in $CREDENTIALS_DIRECTORY/hex-token (systemd LoadCredential=), in $HEX_API_TOKEN, or in the file named by the config's hex.token_file: %w", err))
+	} else if err != nil {
+		return fail(e.stderr, "trigger", fmt.Errorf("hex token: %w", err))
 	}
 	db, err := openDB(ctx, dbPathOr(f.db, e.getenv), false)
 	if err != nil {
@@ -145,7 +147,23 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 
 	t := &manualTrigger{e: e, db: db, conf: conf, s: s, clk: clk, poll: poll}
 	log := slog.New(&budgetNoticeHandler{inner: slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), notice: t.budgetNotice})
-	hc, err := hexclient.New(hexClientConfig(conf, conf.Hex.BaseURL, token, clk, log, nil, scheduler.Ledger{DB: db}))
+	// Registered while it runs: the daemon leaves this process's claim alone until the
+	// registration is gone (deleted at exit) or expired (the process died or hung).
+	tenure, err := registerProcess(ctx, db, state.RoleTrigger, clk, scheduler.DefaultOwnerTTL, log)
+	if err != nil {
+		return fail(e.stderr, "trigger", err)
+	}
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	kept := make(chan struct{})
+	go func() { defer close(kept); tenure.Keep(keepCtx) }()
+	defer func() {
+		stopKeep()
+		<-kept
+		if err := tenure.Release(context.WithoutCancel(ctx)); err != nil {
+			fmt.Fprintf(e.stderr, "hexcron trigger: %v\n", err)
+		}
+	}()
+	hc, err := hexclient.New(hexClientConfig(conf, conf.Hex.BaseURL, token, clk, log, nil, scheduler.Ledger{DB: db, Tenure: tenure}))
 	if err != nil {
 		return fail(e.stderr, "trigger", err)
 	}
@@ -290,6 +308,10 @@ func (t *manualTrigger) notTriggered(key string, err error) int {
 	switch {
 	case errors.Is(err, state.ErrSlotTaken):
 		return fail(e.stderr, "trigger", err)
+	case errors.Is(err, state.ErrFenced):
+		// This process's registration lapsed (it was paused or hung for longer than its
+		// TTL): the daemon may already be settling the slot, so nothing is written.
+		return fail(e.stderr, "trigger", fmt.Errorf("%w; slot %s is left to the daemon, which settles it with Hex's run list", err, key))
 	case errors.As(err, &dlErr) && dlErr.Unresolved.IsZero():
 		to, reason = state.StateSkipped, "manual trigger: window closed before the trigger went through: "+err.Error()
 	case errors.As(err, &cErr) && cErr.Unresolved.IsZero():

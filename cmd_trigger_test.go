@@ -278,7 +278,7 @@ func TestTriggerWaitsForBudget(t *testing.T) {
 	var filled []state.Attempt
 	for range 2 {
 		now := time.Now()
-		id, wait, err := db.Admit(ctx, now, now.Add(-time.Hour), "", func([]state.Attempt) time.Duration { return 0 })
+		id, wait, err := db.Admit(ctx, state.Holder{}, now, now.Add(-time.Hour), "", func([]state.Attempt) time.Duration { return 0 })
 		if err != nil || wait != 0 {
 			t.Fatal(err, wait)
 		}
@@ -390,7 +390,7 @@ func TestTriggerRecordTolerant(t *testing.T) {
 	if _, err := db.PlanSlot(ctx, state.Slot{Key: key, Kind: state.KindManual}, now); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.Admit(ctx, now, now.Add(-time.Hour), key, func([]state.Attempt) time.Duration { return 0 }); err != nil {
+	if _, _, err := db.Admit(ctx, state.Holder{}, now, now.Add(-time.Hour), key, func([]state.Attempt) time.Duration { return 0 }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Transition(ctx, key, state.StateTriggered, state.Update{At: now, RunID: "r1", Triggered: now}); err != nil {

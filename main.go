@@ -109,7 +109,16 @@ func versionString() string {
 	return "dev"
 }
 
-func cmdVersion(e *env, _ []string) int {
+func cmdVersion(e *env, args []string) int {
+	fs := newFlagSet(e, "version", "Usage: hexcron version\n\nPrint the version.\n")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(e.stderr, "hexcron version: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
 	fmt.Fprintf(e.stdout, "hexcron %s\n", versionString())
 	return exitOK
 }

@@ -11,10 +11,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hexcron/clock"
@@ -78,6 +80,10 @@ type Config struct {
 	// ForbiddenProbe is how long a project stays held after a 403 before one request
 	// probes it again (default DefaultForbiddenProbe, 1h).
 	ForbiddenProbe time.Duration
+	// Secrets are redacted from every answer besides the token (which is always):
+	// gateway client tokens, a database password. More can be added later through
+	// Client.Redactor.
+	Secrets []string
 }
 
 // Client talks to one Hex workspace as one Hex user. It is safe for concurrent use.
@@ -92,6 +98,7 @@ type Client struct {
 	budget Budget
 	reads  *ReadBudget
 	adapt  *adaptive
+	redact *Redactor // every answer from Hex passes through it in send
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -216,7 +223,7 @@ func New(cfg Config) (*Client, error) {
 		ledger: cfg.Ledger, budget: cfg.Budget,
 		reads: NewReadBudget(cfg.Clock, cfg.ReadLimits, cfg.Budget.Skew, cfg.Budget.MaxAttempt),
 		adapt: newAdaptive(cfg.Budget.Rules),
-		rng:   cfg.Rand, probe: make(chan struct{}, 1),
+		rng:   cfg.Rand, probe: make(chan struct{}, 1), redact: NewRedactor(cfg.Secrets...),
 		holdChanged: make(chan struct{}), own: map[string]time.Time{}, inflight: map[string]int{},
 		holds: map[string]*projectHold{},
 	}, nil
@@ -276,10 +283,14 @@ func (c *Client) send(ctx context.Context, op, token, method, path string, q url
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	// A request that never got a connection wrote nothing: it did not reach Hex.
+	var gotConn atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }})
 	req, err := http.NewRequestWithContext(actx, method, target, rd)
 	if err != nil {
-		return nil, &APIError{Op: op, Class: ClassPermanent, Err: fmt.Errorf("%s: build request: %w", op, err)}
+		return nil, &APIError{Op: op, Class: ClassPermanent, NotSent: true, Err: fmt.Errorf("%s: build request: %w", op, err)}
 	}
+	c.redact.Add(token)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", "hexcron/"+c.cfg.Version)
 	req.Header.Set("Accept", "application/json")
@@ -291,19 +302,41 @@ func (c *Client) send(ctx context.Context, op, token, method, path string, q url
 		var b []byte
 		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		resp.Body.Close()
-		if err == nil {
-			return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
-		}
-		if resp.StatusCode >= 300 {
-			// The status is what matters; a truncated error body is fine.
-			return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+		// Once, here: nothing decoded from the answer can carry a secret further.
+		c.redact.Header(resp.Header)
+		if err == nil || resp.StatusCode >= 300 {
+			// For an error status, the status is what matters; a truncated body is fine.
+			return &response{status: resp.StatusCode, header: resp.Header, body: c.redact.Body(b)}, nil
 		}
 	}
+	err = c.redact.Error(err)
+	notSent := !gotConn.Load()
 	if ctx.Err() != nil {
-		return nil, &APIError{Op: op, Class: ClassCanceled, Err: ctx.Err()}
+		return nil, &APIError{Op: op, Class: ClassCanceled, NotSent: notSent, Err: ctx.Err()}
 	}
-	return nil, &APIError{Op: op, Class: Classify(0, err), Err: err}
+	class := Classify(0, err)
+	if notSent && class == ClassAmbiguous {
+		class = ClassUnreachable // e.g. a header the transport refused before dialing
+	}
+	return nil, &APIError{Op: op, Class: class, NotSent: notSent, Err: err}
 }
+
+// token asks the token source and refuses a token that cannot be sent (whatever the
+// source: FileTokenSource already checks, another implementation may not).
+func (c *Client) token() (string, error) {
+	tok, err := c.cfg.Token.Token()
+	if err != nil {
+		return "", err
+	}
+	if err := ValidToken(tok); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// Redactor is the client's redactor: add the secrets that must never leave through
+// an answer (see Config.Secrets).
+func (c *Client) Redactor() *Redactor { return c.redact }
 
 // redactor returns a function removing token from text.
 func redactor(token string) func(string) string {
@@ -322,7 +355,7 @@ func redactor(token string) func(string) string {
 // is a write: its 403 holds the project like a RunProject's, and no write is sent to
 // a held project before its probe.
 func (c *Client) read(ctx context.Context, op, project string, g Group, method, path string, q url.Values) (*response, error) {
-	token, err := c.cfg.Token.Token()
+	token, err := c.token()
 	if err != nil {
 		e := &APIError{Op: op, Class: ClassAuth, Err: err}
 		c.pauseAuth(c.log, e)

@@ -25,6 +25,9 @@ type APIError struct {
 	RetryAfter time.Duration
 	// Err is the transport error when Status is 0.
 	Err error
+	// NotSent is true when the request failed before any byte of it was written (no
+	// connection was obtained, or it could not be built): it did not reach Hex.
+	NotSent bool
 }
 
 // InvalidParam is one entry of a 422's invalid or notFound list.

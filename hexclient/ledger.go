@@ -16,6 +16,10 @@ type Ledger interface {
 	Admit(ctx context.Context, now, since time.Time, slot string, decide func([]Attempt) time.Duration) (id int64, wait time.Duration, err error)
 	// Complete records when attempt id's response arrived (or when it was given up).
 	Complete(ctx context.Context, id int64, done time.Time) error
+	// Void undoes attempt id, whose request failed before any byte of it was written:
+	// it never reached Hex, so it does not count against the budget, and its slot's
+	// claim is undone (see state.DB.Void).
+	Void(ctx context.Context, id int64, at time.Time) error
 }
 
 // MemLedger is an in-memory Ledger, safe for concurrent use. It is shared by the
@@ -65,6 +69,14 @@ func (l *MemLedger) Complete(ctx context.Context, id int64, done time.Time) erro
 	if a, ok := l.attempts[id]; ok {
 		a.Done = done
 	}
+	return nil
+}
+
+// Void implements Ledger: the attempt is forgotten.
+func (l *MemLedger) Void(ctx context.Context, id int64, at time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.attempts, id)
 	return nil
 }
 

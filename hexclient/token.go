@@ -34,7 +34,9 @@ func NewFileTokenSource(getenv func(string) string, tokenFile string) *FileToken
 	return &FileTokenSource{getenv: getenv, path: tokenFile}
 }
 
-// Token implements TokenSource. Errors name the file, never its content.
+// Token implements TokenSource. Errors name the source (credential, environment
+// variable or file), never the token: a token with a character that cannot go into an
+// HTTP header (ValidToken) is refused here, before any request is built.
 func (s *FileTokenSource) Token() (string, error) {
 	if dir := s.getenv("CREDENTIALS_DIRECTORY"); dir != "" {
 		p := filepath.Join(dir, "hex-token")
@@ -42,6 +44,9 @@ func (s *FileTokenSource) Token() (string, error) {
 		switch {
 		case err == nil:
 			if t := strings.TrimSpace(string(b)); t != "" {
+				if err := ValidToken(t); err != nil {
+					return "", fmt.Errorf("read token credential %s: %w", p, err)
+				}
 				return t, nil
 			}
 		case !errors.Is(err, os.ErrNotExist):
@@ -49,6 +54,9 @@ func (s *FileTokenSource) Token() (string, error) {
 		}
 	}
 	if t := strings.TrimSpace(s.getenv("HEX_API_TOKEN")); t != "" {
+		if err := ValidToken(t); err != nil {
+			return "", fmt.Errorf("read token from $HEX_API_TOKEN: %w", err)
+		}
 		return t, nil
 	}
 	if s.path != "" {
@@ -57,11 +65,46 @@ func (s *FileTokenSource) Token() (string, error) {
 			return "", fmt.Errorf("read token file %s: %w", s.path, pathError(err))
 		}
 		if t := strings.TrimSpace(string(b)); t != "" {
+			if err := ValidToken(t); err != nil {
+				return "", fmt.Errorf("read token file %s: %w", s.path, err)
+			}
 			return t, nil
 		}
 		return "", fmt.Errorf("read token file %s: file is empty: %w", s.path, ErrNoToken)
 	}
 	return "", ErrNoToken
+}
+
+// ErrBadToken is matched (errors.Is) by the error of a token that cannot be sent.
+var ErrBadToken = errors.New("hexclient: malformed Hex API token")
+
+// badTokenError says what is wrong with a token, never what it is.
+type badTokenError struct {
+	what string
+	at   int
+}
+
+func (e *badTokenError) Error() string {
+	return fmt.Sprintf("the token has %s at byte %d: a Hex token is visible ASCII without spaces "+
+		"(look for a line break, a quote or a space pasted with it)", e.what, e.at)
+}
+
+func (e *badTokenError) Is(target error) bool { return target == ErrBadToken }
+
+// ValidToken is nil when tok can go into an Authorization header as a bearer token:
+// visible ASCII, no spaces or control characters. Its error never contains the token.
+func ValidToken(tok string) error {
+	for i := 0; i < len(tok); i++ {
+		switch c := tok[i]; {
+		case c < 0x20 || c == 0x7f:
+			return &badTokenError{what: fmt.Sprintf("a control character (%#02x)", c), at: i}
+		case c == ' ':
+			return &badTokenError{what: "a space", at: i}
+		case c > 0x7e:
+			return &badTokenError{what: "a non-ASCII byte", at: i}
+		}
+	}
+	return nil
 }
 
 // pathError strips the path from an *os.PathError (the caller names the path once).
@@ -80,6 +123,9 @@ type StaticToken string
 func (s StaticToken) Token() (string, error) {
 	if s == "" {
 		return "", ErrNoToken
+	}
+	if err := ValidToken(string(s)); err != nil {
+		return "", fmt.Errorf("static token: %w", err)
 	}
 	return string(s), nil
 }

@@ -139,11 +139,17 @@ func (t *triggerRun) run(ctx context.Context) (*Triggered, error) {
 		resp, sendErr := c.send(ctx, "run project", token, http.MethodPost, "/projects/"+url.PathEscape(t.req.ProjectID)+"/runs", nil, t.body)
 		arrived := c.clock.Now()
 		rbDone(arrived)
-		if err := c.ledger.Complete(context.WithoutCancel(ctx), id, arrived); err != nil {
-			alog.Warn("could not record the attempt's completion in the ledger", KeyErr, err)
-		}
 		var class Class
 		var apiErr *APIError
+		if sendErr != nil && errors.As(sendErr, &apiErr) && apiErr.NotSent {
+			// Nothing was written: not an attempt. Its ledger row and claim are undone.
+			t.attempts--
+			if err := c.ledger.Void(context.WithoutCancel(ctx), id, arrived); err != nil {
+				alog.Warn("could not void an attempt that was never sent", KeyErr, err)
+			}
+		} else if err := c.ledger.Complete(context.WithoutCancel(ctx), id, arrived); err != nil {
+			alog.Warn("could not record the attempt's completion in the ledger", KeyErr, err)
+		}
 		if sendErr != nil {
 			errors.As(sendErr, &apiErr)
 			class = apiErr.Class
@@ -331,7 +337,7 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			}
 			continue
 		}
-		tok, terr := c.cfg.Token.Token()
+		tok, terr := c.token()
 		if terr != nil {
 			c.releaseProject(project)
 			c.pauseAuth(t.log, &APIError{Op: "read token", Class: ClassAuth, Err: terr})

@@ -117,10 +117,15 @@ func (s *Schedule) Prev(before time.Time) (t time.Time, ok bool) {
 }
 
 // Fanout returns the matrix combinations in a fixed order (keys sorted, values in file
-// order, the first key varying slowest); a schedule without a matrix has one, nil.
+// order, the first key varying slowest); a schedule without a matrix has one, nil. It
+// builds nothing for a matrix of more than MaxFanout combinations (which validation
+// refuses) and returns nil.
 func (s *Schedule) Fanout() []map[string]string {
 	if len(s.Matrix) == 0 {
 		return []map[string]string{nil}
+	}
+	if n := s.FanoutCount(); n > MaxFanout || n < 1 {
+		return nil
 	}
 	keys := slices.Sorted(maps.Keys(s.Matrix))
 	out := []map[string]string{{}}

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -44,11 +46,12 @@ var (
 	referenceStart = time.Date(2026, time.January, 5, 0, 0, 0, 0, time.UTC) // a Monday, far from DST transitions
 )
 
-// LoadFile reads the config file at path and parses it with Parse.
+// LoadFile reads the config file at path and parses it with Parse. A file that is not
+// a regular file, or is larger than MaxConfigBytes, is refused before it is read.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load config: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -76,6 +79,7 @@ type decoder struct {
 	file        string
 	errs, warns []Problem
 	nodes       int
+	tokenFields map[string]bool // fields reported for holding a token (see findTokens)
 }
 
 func (d *decoder) errorf(n *yaml.Node, field, format string, a ...any) {
@@ -117,12 +121,20 @@ func (d *decoder) parse(data []byte) *Config {
 		Budget:   Budget{Triggers: DefaultTriggers(), Reads: DefaultReads(), MaxRunning: DefaultMaxRunning},
 		Location: time.UTC,
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if len(data) > MaxConfigBytes {
+		d.errs = append(d.errs, Problem{File: d.file, Message: tooBig(int64(len(data)))})
+		return cfg
+	}
+	counter := &tokenCounter{r: bytes.NewReader(data), limit: MaxTokens}
+	dec := yaml.NewDecoder(counter)
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
+		switch {
+		case counter.exceeded:
+			d.tooManyTokens(counter)
+		case errors.Is(err, io.EOF):
 			d.errorf(nil, "", "the file is empty: it needs at least a schedules list")
-		} else {
+		default:
 			d.yamlError(err)
 		}
 		return cfg
@@ -130,9 +142,14 @@ func (d *decoder) parse(data []byte) *Config {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		d.errorf(&extra, "", "a second YAML document (after ---): put everything in one")
+	} else if counter.exceeded {
+		d.tooManyTokens(counter)
+		return cfg
 	} else if !errors.Is(err, io.EOF) {
 		d.yamlError(err)
 	}
+	d.findTokens(&doc, "") // reports and redacts: no later message can quote a token
+	d.nodes = 0
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
@@ -156,6 +173,11 @@ func (d *decoder) parse(data []byte) *Config {
 	}
 	d.build(cfg, &defaults, raws)
 	return cfg
+}
+
+func (d *decoder) tooManyTokens(c *tokenCounter) {
+	d.errs = append(d.errs, Problem{File: d.file, Line: c.lines + 1,
+		Message: fmt.Sprintf("more than %d YAML tokens by this line; hexcron reads schedule files of at most %d tokens (keys, values, list items and punctuation)", MaxTokens, MaxTokens)})
 }
 
 func (d *decoder) yamlError(err error) {
@@ -241,7 +263,9 @@ func (d *decoder) collect(n *yaml.Node, field string, known []string, seen map[s
 		}
 		seen[key] = k
 		if key == "token" || key == "hex_token" || key == "api_token" {
-			d.errorf(k, f, "%s", tokenMessage)
+			if !d.tokenFields[f] {
+				d.errorf(k, f, "%s", tokenMessage)
+			}
 			continue
 		}
 		if field == "" && strings.HasPrefix(key, "x-") {
@@ -351,6 +375,14 @@ func (d *decoder) integer(n *yaml.Node, field string) (int, bool) {
 		return 0, false
 	}
 	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 32)
+	if errors.Is(err, strconv.ErrRange) {
+		if strings.HasPrefix(strings.TrimSpace(s), "-") {
+			d.errorf(n, field, "%s is too small: at least %d", quote(s), math.MinInt32)
+		} else {
+			d.errorf(n, field, "%s is too large: at most %d", quote(s), math.MaxInt32)
+		}
+		return 0, false
+	}
 	if err != nil {
 		d.errorf(n, field, "%s is not a whole number", quote(s))
 		return 0, false
@@ -416,11 +448,11 @@ func (d *decoder) budget(n *yaml.Node, cfg *Config) {
 	for _, e := range d.fields(n, "budget", budgetKeys) {
 		switch e.key {
 		case "triggers":
-			if rules, ok := d.rules(e.v, e.field); ok {
+			if rules, ok := d.rules(e.v, e.field, "Hex allows 20 triggers per 1m and 60 per 1h"); ok {
 				cfg.Budget.Triggers = rules
 			}
 		case "reads":
-			if rules, ok := d.rules(e.v, e.field); ok {
+			if rules, ok := d.rules(e.v, e.field, "the default is 30 status and list calls per 1m"); ok {
 				cfg.Budget.Reads = rules
 			}
 		case "min_spacing":
@@ -439,14 +471,14 @@ func (d *decoder) budget(n *yaml.Node, cfg *Config) {
 	}
 }
 
-func (d *decoder) rules(n *yaml.Node, field string) ([]Rule, bool) {
+func (d *decoder) rules(n *yaml.Node, field, hint string) ([]Rule, bool) {
 	n = d.resolve(n)
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n, field, "must be a list of rules like {limit: 20, per: 1m}")
 		return nil, false
 	}
 	if len(n.Content) == 0 {
-		d.errorf(n, field, "needs at least one rule (Hex allows 20 per 1m and 60 per 1h)")
+		d.errorf(n, field, "needs at least one rule like {limit: 30, per: 1m} (%s); remove the key for the default", hint)
 		return nil, false
 	}
 	var out []Rule
@@ -627,6 +659,10 @@ func (d *decoder) sched(n *yaml.Node, field string, known []string) rawSched {
 						d.errorf(e.v, e.field, "must be a whole number of seconds (got %s)", v)
 						continue
 					}
+					if v > MaxWindow {
+						d.errorf(e.v, e.field, "%s is longer than the longest window hexcron plans, %s (31 days)", fmtDur(v), fmtDur(MaxWindow))
+						continue
+					}
 					r.window.put(v, e)
 					r.windowLine = line(e.v)
 				} else {
@@ -754,6 +790,17 @@ func (d *decoder) notify(n *yaml.Node, field string) ([]Notify, bool) {
 	return out, ok
 }
 
+// unsafeRune finds a control character or an invisible formatting character (bidi
+// overrides and isolates, zero-width characters, ...) in s.
+func unsafeRune(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
 func (d *decoder) matrix(n *yaml.Node, field string) (map[string][]string, bool) {
 	n = d.resolve(n)
 	if n.Kind != yaml.MappingNode {
@@ -789,7 +836,13 @@ func (d *decoder) matrix(n *yaml.Node, field string) (map[string][]string, bool)
 			if !good {
 				break
 			}
-			if strings.ContainsAny(v, ",=[] \t\n\r") {
+			if item := d.resolve(n.Content[i+1]).Content[j]; isNull(d.resolve(item)) {
+				d.errorf(item, index(f, j), "is null (%s): write the value in quotes if you mean that text", quote(v))
+				good = false
+			} else if r, ok := unsafeRune(v); ok {
+				d.errorf(n.Content[i+1], index(f, j), "contains the invisible or control character %U: matrix values are part of slot keys and log lines", r)
+				good = false
+			} else if strings.ContainsAny(v, ",=[] \t\n\r") {
 				d.errorf(n.Content[i+1], index(f, j), "%s must not contain spaces or any of , = [ ] (it is part of the slot key)", quote(v))
 				good = false
 			} else if seen[v] {

@@ -73,39 +73,75 @@ type Result struct {
 	Location   *time.Location // the default zone the hours are in
 	Rules      []Rule         // the trigger rules; Effective() is what the plan uses
 	MinSpacing time.Duration
-	Firings    []Firing   // placed, sorted by Planned (then Slot)
-	Unplaced   []Unplaced // sorted by Nominal (then Slot)
-	Hours      []Hour
+	// Truncated is true when the horizon held more than MaxFirings firings: Horizon
+	// was shortened to the whole days that fit (possibly zero).
+	Truncated bool
+	Firings   []Firing   // placed, sorted by Planned (then Slot)
+	Unplaced  []Unplaced // sorted by Nominal (then Slot)
+	Hours     []Hour
 }
 
 // Expand returns the firings Plan would place for cfg and in, before placement,
-// sorted by Release, Deadline, priority (higher first), Nominal and Slot.
+// sorted by Release, Deadline, priority (higher first), Nominal and Slot. It never
+// builds more than about MaxFirings firings: when the horizon holds more, it covers
+// only its first whole days that fit (see Plan's Result.Truncated).
 func Expand(cfg *Config, in Input) []Firing {
+	fs, _ := expand(cfg, in)
+	return fs
+}
+
+// expandChunk is how much of the horizon expand builds at a time: it checks the count
+// before building each chunk's firings.
+const expandChunk = 24 * time.Hour
+
+// expand is Expand, also returning the end of the span whose nominal instants it
+// covers: From+Horizon, or an earlier chunk boundary when MaxFirings would be passed.
+func expand(cfg *Config, in Input) ([]Firing, time.Time) {
 	to := in.From.Add(in.Horizon)
 	extra := make(map[string]bool, len(in.Extra))
 	for _, f := range in.Extra {
 		extra[f.Slot] = true
 	}
+	budget := int64(MaxFirings)
 	var out []Firing
-	for i := range cfg.Schedules {
-		s := &cfg.Schedules[i]
-		lo := in.From
-		if in.OpenWindows {
-			lo = in.From.Add(-s.Window)
-		}
-		fan := s.Fanout()
-		for _, n := range s.Between(lo, to) {
-			for _, m := range fan {
-				slot := SlotKey(s.Name, n, m)
-				if extra[slot] || (in.Skip != nil && in.Skip(slot)) {
-					continue
+	fans := make([][]map[string]string, len(cfg.Schedules)) // built when first needed
+	end := to
+chunks:
+	for lo := in.From; lo.Before(to); lo = lo.Add(expandChunk) {
+		hi := minTime(lo.Add(expandChunk), to)
+		mark := len(out)
+		for i := range cfg.Schedules {
+			s := &cfg.Schedules[i]
+			fan := s.FanoutCount()
+			if fan < 1 || fan > MaxFanout {
+				continue // not a validated schedule: Fanout refuses it too
+			}
+			from := lo
+			if in.OpenWindows && lo.Equal(in.From) {
+				from = in.From.Add(-s.Window)
+			}
+			left := budget - int64(len(out))
+			inst := s.spec.betweenN(s.Location, from, hi, int(left/fan)+1)
+			if int64(len(inst))*fan > left {
+				out, end = out[:mark], lo
+				break chunks
+			}
+			if len(inst) > 0 && fans[i] == nil {
+				fans[i] = s.Fanout()
+			}
+			for _, n := range inst {
+				for _, m := range fans[i] {
+					slot := SlotKey(s.Name, n, m)
+					if extra[slot] || (in.Skip != nil && in.Skip(slot)) {
+						continue
+					}
+					rel := n
+					if rel.Before(in.From) {
+						rel = in.From
+					}
+					out = append(out, Firing{Schedule: s.Name, Slot: slot, Nominal: n, Matrix: m, Priority: s.Priority,
+						Release: rel, Deadline: n.Add(s.Window)})
 				}
-				rel := n
-				if rel.Before(in.From) {
-					rel = in.From
-				}
-				out = append(out, Firing{Schedule: s.Name, Slot: slot, Nominal: n, Matrix: m, Priority: s.Priority,
-					Release: rel, Deadline: n.Add(s.Window)})
 			}
 		}
 	}
@@ -141,7 +177,14 @@ func Expand(cfg *Config, in Input) []Firing {
 	for i, k := range idx {
 		sorted[i] = out[k]
 	}
-	return sorted
+	return sorted, end
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // Plan places every firing of cfg's schedules over in's horizon.
@@ -175,7 +218,10 @@ func Plan(cfg *Config, in Input) *Result {
 		loc = time.UTC
 	}
 	res := &Result{From: in.From, Horizon: in.Horizon, Location: loc, Rules: slices.Clone(cfg.Budget.Triggers), MinSpacing: cfg.Budget.MinSpacing}
-	fs := Expand(cfg, in)
+	fs, end := expand(cfg, in)
+	if end.Before(in.From.Add(in.Horizon)) {
+		res.Truncated, res.Horizon = true, end.Sub(in.From)
+	}
 	p := newPlacer(res, fs, in)
 	p.run()
 	// Points are in time order already; only firings planned at the same second need

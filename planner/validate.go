@@ -76,7 +76,7 @@ func (d *decoder) build(cfg *Config, def *rawSched, raws []rawSched) {
 		}
 		d.checkRunBody(&s, r, def, f)
 		cfg.Schedules = append(cfg.Schedules, s)
-		if !r.bad && !def.bad && s.spec != nil {
+		if !r.bad && !def.bad && s.spec != nil && d.checkFanout(cfg, &cfg.Schedules[len(cfg.Schedules)-1], r, f) {
 			d.checkAgainstCaps(cfg, &cfg.Schedules[len(cfg.Schedules)-1], r, f)
 		}
 	}
@@ -137,7 +137,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 			d.warnf(windowLine, join(f, "window"), "%s is not shorter than the schedule's interval (%s): a firing may be planned after the next slot's nominal time", fmtDur(s.Window), fmtDur(gap))
 		}
 	}
-	fan := len(s.Fanout())
+	fan := s.FanoutCount()
 	type capRule struct {
 		name  string
 		limit int
@@ -177,7 +177,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 			for j+1 < len(inst) && inst[j+1].Sub(inst[i]) < c.per {
 				j++
 			}
-			count := int64(j-i+1) * int64(fan)
+			count := int64(j-i+1) * fan
 			span := inst[j].Sub(inst[i]) + s.Window
 			if allowed := room(c, span); count > allowed {
 				report("needs %d triggers within %s (%s, spread over its %s window) but %s allows at most %d in that time (%s)",
@@ -185,7 +185,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 				return
 			}
 		}
-		count := int64(len(inst)) * int64(fan)
+		count := int64(len(inst)) * fan
 		span := inst[len(inst)-1].Sub(inst[0]) + s.Window
 		if allowed := room(c, span); count > allowed {
 			nominalSpan := float64(inst[len(inst)-1].Sub(inst[0]))

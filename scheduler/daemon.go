@@ -46,6 +46,10 @@ type Config struct {
 	HistoryAge time.Duration
 	// NoPreflight turns off the preflight (Check) at start and on reload.
 	NoPreflight bool
+	// Tenure is the daemon's registration and lease (see Register): Run keeps it
+	// renewed, stops triggering when it is fenced, and releases it on a clean stop. Its
+	// ledger must admit under it. nil: no fencing (tests).
+	Tenure *Tenure
 }
 
 // Daemon is the scheduling loop. Run it once.
@@ -66,6 +70,9 @@ type Daemon struct {
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
 	stopping   bool // shutdown has begun: start nothing new
+	fenced     bool // another daemon leads this database: trigger nothing (see fence.go)
+	settling   settleSet
+	reloads    reloadState // see reload.go
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
 
@@ -196,6 +203,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
 	go func() { defer close(pollDone); d.poll(pollCtx) }()
+	stopKeep := d.keepTenure(ctx)
+	defer stopKeep()
 
 	nextBeat := now.Add(d.cfg.Heartbeat)
 	watch := d.cfg.Notifier.WatchdogInterval()
@@ -213,6 +222,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			nextBeat = now.Add(d.cfg.Heartbeat)
 			d.notifyStatus(ctx, now)
+			d.settleOrphans(ctx, now)
 		}
 		if !now.Before(d.nextReplan) {
 			d.replan(ctx, now)
@@ -242,6 +252,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			d.reload(ctx)
 		case ev := <-d.events:
 			d.handle(ctx, trigCtx, ev)
+		case <-d.tenureLost():
+			d.fence(d.cfg.Tenure.Err())
 		case <-t.C():
 		}
 		t.Stop()
@@ -292,41 +304,9 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	if err := d.cfg.Store.SetHeartbeat(ctx, d.cfg.Clock.Now()); err != nil {
 		d.log.Error("write heartbeat", keyErr, err)
 	}
+	d.releaseTenure(ctx)
 	d.log.Info("stopped")
 	return nil
-}
-
-// reload re-reads the config; a broken file keeps the old config running.
-func (d *Daemon) reload(ctx context.Context) {
-	d.cfg.Notifier.Notify("RELOADING=1")
-	defer d.cfg.Notifier.Notify("READY=1")
-	conf, err := d.cfg.Load()
-	if err != nil {
-		d.cfg.Metrics.ObserveReload(false)
-		d.log.Error("reload failed; the previous config keeps running", keyErr, err)
-		return
-	}
-	if changes := restartOnly(d.config(), conf); len(changes) > 0 {
-		d.cfg.Metrics.ObserveReload(false)
-		d.log.Error("reload refused: "+strings.Join(changes, "; ")+": the Hex client is built at start, so this needs a restart (systemctl restart hexcron); the previous config keeps running",
-			"file", conf.File)
-		return
-	}
-	for _, w := range conf.Warnings {
-		d.log.Warn("config warning", keyErr, w.String())
-	}
-	now := d.cfg.Clock.Now()
-	d.pinRuns(ctx, d.config(), now) // runs the new config may no longer describe keep the old one's project and timeout
-	d.mu.Lock()
-	d.conf = conf
-	d.mu.Unlock()
-	d.cfg.Metrics.ObserveReload(true)
-	d.metricsConfig(ctx, conf, d.cfg.Clock.Now())
-	d.log.Info("reloaded", "schedules", len(conf.Schedules))
-	d.cfg.Hex.ReleaseHolds() // "fix access, then reload": the next request to each project tells
-	d.startPreflight(ctx, conf, false)
-	d.requeue(ctx, conf, now)
-	d.replan(ctx, now)
 }
 
 // replan rebuilds the plan from now, counting the ledger's recent attempts (this and
@@ -431,6 +411,9 @@ func (d *Daemon) expire(ctx context.Context, now time.Time) {
 
 // fireDue acts on every firing whose planned instant has come.
 func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
+	if d.fenced {
+		return
+	}
 	i := 0
 	for ; i < len(d.plan) && !d.plan[i].Planned.After(now); i++ {
 		d.dispatch(ctx, trigCtx, d.plan[i], now)
@@ -592,6 +575,8 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	case retrigger:
 		d.extra[ev.f.Slot] = ev.f
 		d.nextReplan = time.Time{}
+	case reloaded:
+		d.reloaded(ctx, ev)
 	}
 }
 
@@ -649,6 +634,10 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 	}
 	if errors.Is(ev.err, context.Canceled) {
 		d.log.Warn("trigger interrupted by stop; the next start reconciles it", keySchedule, f.Schedule, keySlot, f.Slot)
+		return
+	}
+	if errors.Is(ev.err, state.ErrFenced) {
+		d.fence(ev.err)
 		return
 	}
 	if errors.Is(ev.err, state.ErrSlotTaken) {

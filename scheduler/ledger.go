@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"hexcron/hexclient"
@@ -10,23 +12,47 @@ import (
 
 // Ledger lets the Hex client's budget admit triggers against the SQLite ledger, so
 // that every process on the machine using the same database shares one budget.
-type Ledger struct{ DB *state.DB }
+type Ledger struct {
+	DB *state.DB
+	// Tenure is the registration this process admits under (the daemon's lease, a
+	// `hexcron trigger`'s owner row). nil admits anonymously, without fencing (tests).
+	Tenure *Tenure
+}
 
 // Admit runs the client's admission math inside the database's BEGIN IMMEDIATE
-// transaction (see state.DB.Admit).
+// transaction (see state.DB.Admit), on behalf of l.Tenure: it first makes sure the
+// tenure still holds (a local check, renewing when the last renewal is too old), and
+// the database checks it again inside the transaction. A fenced tenure gets an error
+// matching state.ErrFenced.
 func (l Ledger) Admit(ctx context.Context, now, since time.Time, slot string, decide func([]hexclient.Attempt) time.Duration) (int64, time.Duration, error) {
-	return l.DB.Admit(ctx, now, since, slot, func(atts []state.Attempt) time.Duration {
+	var by state.Holder
+	if l.Tenure != nil {
+		if err := l.Tenure.Ensure(ctx, now); err != nil {
+			return 0, 0, fmt.Errorf("admit: %w", err)
+		}
+		by = l.Tenure.Holder()
+	}
+	id, wait, err := l.DB.Admit(ctx, by, now, since, slot, func(atts []state.Attempt) time.Duration {
 		conv := make([]hexclient.Attempt, len(atts))
 		for i, a := range atts {
 			conv[i] = hexclient.Attempt{Sent: a.Sent, Done: a.Done}
 		}
 		return decide(conv)
 	})
+	if l.Tenure != nil && errors.Is(err, state.ErrFenced) {
+		l.Tenure.fence(err)
+	}
+	return id, wait, err
 }
 
 // Complete records when an attempt's response arrived.
 func (l Ledger) Complete(ctx context.Context, id int64, done time.Time) error {
 	return l.DB.Complete(ctx, id, done)
+}
+
+// Void undoes an attempt whose request never left (see state.DB.Void).
+func (l Ledger) Void(ctx context.Context, id int64, at time.Time) error {
+	return l.DB.Void(ctx, id, at)
 }
 
 var _ hexclient.Ledger = Ledger{}

@@ -12,29 +12,34 @@ import (
 )
 
 // recoverSlots settles every slot a previous process left in `triggering` (it stopped,
-// or was killed, between claiming the slot and recording Hex's answer). Each is settled
-// in its own goroutine once the interrupted attempt can no longer be in flight: adopt
-// the run Hex has, re-trigger when Hex has none and the slot's window is still open,
-// else record it skipped with the reason; when Hex's listing cannot tell, record it
-// unknown (Hex may have run it). Runs left in triggered/running need nothing
-// here: the poller picks them up from the database.
+// or was killed, between claiming the slot and recording Hex's answer). A slot whose
+// claim belongs to another process that is still registered and live (a `hexcron
+// trigger` at work) is left to it; settleOrphans takes it over once that process is
+// gone. Each other slot is settled in its own goroutine once the interrupted attempt
+// can no longer be in flight: adopt the run Hex has, re-trigger when Hex has none and
+// the slot's window is still open, else record it skipped with the reason; when Hex's
+// listing cannot tell, record it unknown (Hex may have run it). Runs left in
+// triggered/running need nothing here: the poller picks them up from the database.
 func (d *Daemon) recoverSlots(ctx, _ context.Context, now time.Time) error {
 	pending, err := d.cfg.Store.SlotsInState(ctx, state.StateTriggering)
 	if err != nil {
 		return err
 	}
+	var live map[string]state.Owner
 	for _, p := range pending {
-		if p.Kind == state.KindManual && now.Sub(p.LastAttempt) < time.Hour {
-			continue // a `hexcron trigger` may still be at work on it
+		if p.Owner != "" && p.Owner != d.me() {
+			if live == nil {
+				if live, err = d.liveOwners(ctx, now); err != nil {
+					return err
+				}
+			}
+			if o, ok := live[p.Owner]; ok {
+				d.log.Info("left to the process that claimed it", keySchedule, p.Schedule, keySlot, p.Key,
+					"owner", p.Owner, "role", string(o.Role), "pid", o.PID)
+				continue
+			}
 		}
-		d.log.Info("recovering interrupted trigger", keySchedule, p.Schedule, keySlot, p.Key, "last_attempt", d.local(p.LastAttempt))
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			// ctx, not trigCtx: a stop must not wait out the reconcile delay (and its
-			// retries); an unsettled slot stays triggering for the next start.
-			d.settle(ctx, p)
-		}()
+		d.startSettle(ctx, p, "recovering interrupted trigger")
 	}
 	return nil
 }

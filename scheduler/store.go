@@ -23,6 +23,8 @@ type Store interface {
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
 	PruneHistory(ctx context.Context, before time.Time) (int64, error)
 	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+	// Owners lists the processes registered to admit triggers (see Tenure).
+	Owners(ctx context.Context) ([]state.Owner, error)
 }
 
 // recentSends returns the send instants of the ledger's attempts since t (this and

@@ -56,15 +56,20 @@ func (e *SchemaTooNewError) Is(target error) bool { return target == ErrSchemaTo
 
 // LockedError reports who holds the daemon lock.
 type LockedError struct {
-	Path string // the lock file
-	PID  int    // the holder's pid as written in the lock file; 0 if unreadable
+	Path string // the database file as this process named it
+	Real string // the file it resolves to, when that differs (a symlink, "..")
+	PID  int    // the holder's pid; 0 if it cannot be found
 }
 
 func (e *LockedError) Error() string {
-	if e.PID == 0 {
-		return fmt.Sprintf("database is in use by another hexcron daemon (lock %s held, pid unknown)", e.Path)
+	where := e.Path
+	if e.Real != "" && e.Real != e.Path {
+		where = e.Real + " (reached through " + e.Path + ")"
 	}
-	return fmt.Sprintf("database is in use by another hexcron daemon (pid %d holds %s)", e.PID, e.Path)
+	if e.PID == 0 {
+		return fmt.Sprintf("database is in use by another hexcron daemon (the lock on %s is held, pid unknown)", where)
+	}
+	return fmt.Sprintf("database is in use by another hexcron daemon (pid %d holds the lock on %s)", e.PID, where)
 }
 
 // Is makes errors.Is(err, ErrLocked) true.

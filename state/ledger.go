@@ -17,20 +17,30 @@ type Attempt struct {
 }
 
 // Admit is budget admission and slot claim in one BEGIN IMMEDIATE transaction, atomic
-// with respect to every other process using the same database file. It refuses with a
-// *SlotTakenError (ErrSlotTaken) when slot is already past triggering. Otherwise it loads
-// the attempts with Sent >= since (including rows other processes committed with Sent
-// later than now: decide must count them) and calls decide. When decide returns a
-// positive wait, nothing is recorded and Admit returns (0, wait, nil). When it returns 0,
-// Admit records an in-flight attempt {Sent: now} and, when slot != "", moves the slot to
-// triggering with attempts+1 and last attempt time now (creating the row from the key if
-// it does not exist yet); it returns the attempt's id.
-func (db *DB) Admit(ctx context.Context, now, since time.Time, slot string, decide func([]Attempt) time.Duration) (int64, time.Duration, error) {
+// with respect to every other process using the same database file, on behalf of by.
+// It first checks that by still holds what it admits under (the leader: the lease at
+// its epoch; another named owner: a live registration) and refuses with a *FencedError
+// (ErrFenced) otherwise. It refuses with a *SlotTakenError (ErrSlotTaken) when slot is
+// already past triggering. Otherwise it loads the attempts with Sent >= since
+// (including rows other processes committed with Sent later than now: decide must
+// count them) and calls decide. When decide returns a positive wait, nothing is
+// recorded and Admit returns (0, wait, nil). When it returns 0, Admit records an
+// in-flight attempt {Sent: now} and, when slot != "", moves the slot to triggering with
+// attempts+1, last attempt time now and owner by.Owner (creating the row from the key
+// if it does not exist yet); it returns the attempt's id.
+func (db *DB) Admit(ctx context.Context, by Holder, now, since time.Time, slot string, decide func([]Attempt) time.Duration) (int64, time.Duration, error) {
 	tx, err := db.begin(ctx) // BEGIN IMMEDIATE (_txlock=immediate)
 	if err != nil {
 		return 0, 0, classify("admit", db.path, err)
 	}
 	defer tx.Rollback()
+	if err := checkHolder(ctx, tx, by, now); err != nil {
+		var fe *FencedError
+		if errors.As(err, &fe) {
+			return 0, 0, fmt.Errorf("admit: %w", err)
+		}
+		return 0, 0, classify("admit", db.path, err)
+	}
 
 	var cur *Slot
 	if slot != "" {
@@ -61,13 +71,13 @@ func (db *DB) Admit(ctx context.Context, now, since time.Time, slot string, deci
 			if err != nil {
 				return 0, 0, fmt.Errorf("admit: %w", err)
 			}
-			s.Planned, s.State, s.Attempts, s.LastAttempt = now, StateTriggering, 1, now
+			s.Planned, s.State, s.Attempts, s.LastAttempt, s.Owner = now, StateTriggering, 1, now, by.Owner
 			if err := insertSlot(ctx, tx, s, now); err != nil {
 				return 0, 0, classify("admit", db.path, err)
 			}
 		} else {
 			_, err := tx.ExecContext(ctx, `UPDATE slots SET state = 'triggering', attempts = attempts + 1,
-				last_attempt_ms = ?, updated_ms = ? WHERE key = ?`, now.UnixMilli(), now.UnixMilli(), slot)
+				last_attempt_ms = ?, owner = ?, updated_ms = ? WHERE key = ?`, now.UnixMilli(), nullString(by.Owner), now.UnixMilli(), slot)
 			if err != nil {
 				return 0, 0, classify("admit", db.path, err)
 			}
@@ -96,6 +106,41 @@ func (db *DB) Complete(ctx context.Context, id int64, done time.Time) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("complete attempt %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Void undoes attempt id, which failed before any byte of its request was written (a
+// refused connection, a request that could not be built): it never reached Hex, so it
+// is not an attempt. Its ledger row is deleted and its slot's claim is undone: attempts
+// goes down by one and, when no other attempt was made, the slot goes back from
+// triggering to planned. Voiding an unknown id is not an error.
+func (db *DB) Void(ctx context.Context, id int64, at time.Time) error {
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return classify("void attempt", db.path, err)
+	}
+	defer tx.Rollback()
+	var slot sql.NullString
+	err = tx.QueryRowContext(ctx, "DELETE FROM ledger WHERE id = ? RETURNING slot", id).Scan(&slot)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return classify("void attempt", db.path, err)
+	}
+	if slot.Valid {
+		_, err := tx.ExecContext(ctx, `UPDATE slots SET attempts = max(attempts - 1, 0),
+			state = CASE WHEN attempts <= 1 THEN 'planned' ELSE state END,
+			owner = CASE WHEN attempts <= 1 THEN NULL ELSE owner END,
+			last_attempt_ms = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempt_ms END,
+			updated_ms = ? WHERE key = ? AND state = 'triggering'`, at.UnixMilli(), slot.String)
+		if err != nil {
+			return classify("void attempt", db.path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return classify("void attempt", db.path, err)
 	}
 	return nil
 }

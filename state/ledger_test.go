@@ -15,17 +15,17 @@ func TestAdmitRecordsAndWaits(t *testing.T) {
 	rules := []rule{{Limit: 2, Per: time.Minute}}
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 
-	id1, wait, err := db.Admit(ctx, at(0), at(-time.Hour), "", slidingDecide(at(0), rules))
+	id1, wait, err := db.Admit(ctx, Holder{}, at(0), at(-time.Hour), "", slidingDecide(at(0), rules))
 	if err != nil || wait != 0 || id1 == 0 {
 		t.Fatalf("first Admit = %d, %v, %v", id1, wait, err)
 	}
 	// Sub-second precision survives the round trip.
-	id2, _, err := db.Admit(ctx, at(1500*time.Millisecond), at(-time.Hour), "", slidingDecide(at(1500*time.Millisecond), rules))
+	id2, _, err := db.Admit(ctx, Holder{}, at(1500*time.Millisecond), at(-time.Hour), "", slidingDecide(at(1500*time.Millisecond), rules))
 	if err != nil || id2 <= id1 {
 		t.Fatalf("second Admit = %d, %v", id2, err)
 	}
 	var seen []Attempt
-	id3, wait, err := db.Admit(ctx, at(2*time.Second), at(-time.Hour), "", func(as []Attempt) time.Duration {
+	id3, wait, err := db.Admit(ctx, Holder{}, at(2*time.Second), at(-time.Hour), "", func(as []Attempt) time.Duration {
 		seen = as
 		return slidingDecide(at(2*time.Second), rules)(as)
 	})
@@ -78,7 +78,7 @@ func TestAdmitClaimsSlot(t *testing.T) {
 	const key = "regional-report@2026-11-30T11:30:00Z[region=emea]"
 
 	// No row yet: Admit creates it from the key, in triggering.
-	id, _, err := db.Admit(ctx, t0, t0.Add(-time.Hour), key, admitNow(t0))
+	id, _, err := db.Admit(ctx, Holder{}, t0, t0.Add(-time.Hour), key, admitNow(t0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestAdmitClaimsSlot(t *testing.T) {
 
 	// A retry while triggering counts another attempt.
 	t1 := t0.Add(10 * time.Second)
-	if _, _, err := db.Admit(ctx, t1, t0.Add(-time.Hour), key, admitNow(t1)); err != nil {
+	if _, _, err := db.Admit(ctx, Holder{}, t1, t0.Add(-time.Hour), key, admitNow(t1)); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := db.Slot(ctx, key); s.Attempts != 2 || !s.LastAttempt.Equal(t1) {
@@ -105,7 +105,7 @@ func TestAdmitClaimsSlot(t *testing.T) {
 	}
 
 	// A decide that says wait changes nothing.
-	if _, wait, err := db.Admit(ctx, t1, t0, key, func([]Attempt) time.Duration { return time.Second }); err != nil || wait != time.Second {
+	if _, wait, err := db.Admit(ctx, Holder{}, t1, t0, key, func([]Attempt) time.Duration { return time.Second }); err != nil || wait != time.Second {
 		t.Errorf("waiting Admit = %v, %v", wait, err)
 	}
 	if s, _ := db.Slot(ctx, key); s.Attempts != 2 {
@@ -116,7 +116,7 @@ func TestAdmitClaimsSlot(t *testing.T) {
 	if err := db.Transition(ctx, key, StateTriggered, Update{At: t1, RunID: "run-1"}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = db.Admit(ctx, t1, t0, key, func([]Attempt) time.Duration { t.Error("decide called for a taken slot"); return 0 })
+	_, _, err = db.Admit(ctx, Holder{}, t1, t0, key, func([]Attempt) time.Duration { t.Error("decide called for a taken slot"); return 0 })
 	var st *SlotTakenError
 	if !errors.As(err, &st) || !errors.Is(err, ErrSlotTaken) || st.State != StateTriggered || st.RunID != "run-1" {
 		t.Errorf("Admit on a triggered slot: %v", err)
@@ -133,7 +133,7 @@ func TestAdmitClaimsSlot(t *testing.T) {
 	if _, err := db.PlanSlot(ctx, Slot{Key: planned, Planned: t0.Add(time.Hour)}, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.Admit(ctx, t1, t0, planned, admitNow(t1)); err != nil {
+	if _, _, err := db.Admit(ctx, Holder{}, t1, t0, planned, admitNow(t1)); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := db.Slot(ctx, planned); s.State != StateTriggering || s.Attempts != 1 || !s.Planned.Equal(t0.Add(time.Hour)) {
@@ -141,7 +141,7 @@ func TestAdmitClaimsSlot(t *testing.T) {
 	}
 
 	// A key that cannot be parsed is refused without a row.
-	if _, _, err := db.Admit(ctx, t1, t0, "no-at-sign", admitNow(t1)); !errors.Is(err, ErrBadSlotKey) {
+	if _, _, err := db.Admit(ctx, Holder{}, t1, t0, "no-at-sign", admitNow(t1)); !errors.Is(err, ErrBadSlotKey) {
 		t.Errorf("Admit with a bad key: %v", err)
 	}
 }
@@ -159,7 +159,7 @@ func TestPruneLedgerAndBudgetUsed(t *testing.T) {
 	}
 	for _, r := range rows {
 		sent := t0.Add(r.sent)
-		id, _, err := db.Admit(ctx, sent, time.Time{}, "", admitNow(sent))
+		id, _, err := db.Admit(ctx, Holder{}, sent, time.Time{}, "", admitNow(sent))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,7 @@ func TestAdmitIsImmediate(t *testing.T) {
 	seen := make(chan int, 1)
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := patient.Admit(ctx, t0, time.Time{}, "", func(as []Attempt) time.Duration { seen <- len(as); return 0 })
+		_, _, err := patient.Admit(ctx, Holder{}, t0, time.Time{}, "", func(as []Attempt) time.Duration { seen <- len(as); return 0 })
 		done <- err
 	}()
 	if err := tx.Commit(); err != nil {
@@ -261,7 +261,7 @@ func TestAdmitConcurrentHandles(t *testing.T) {
 			wg.Go(func() {
 				for admitted := 0; admitted < 15; {
 					now := time.Now().Truncate(time.Millisecond)
-					_, wait, err := db.Admit(ctx, now, now.Add(-time.Second), "", slidingDecide(now, rules))
+					_, wait, err := db.Admit(ctx, Holder{}, now, now.Add(-time.Second), "", slidingDecide(now, rules))
 					if err != nil {
 						errs <- err
 						return

@@ -171,7 +171,7 @@ func admitLoop(ctx context.Context, cfg admitConfig) (admitResult, error) {
 	for time.Since(start) < cfg.Duration && res.Calls < cfg.MaxCalls {
 		now := time.Now().Truncate(time.Millisecond)
 		res.Calls++
-		id, wait, err := db.Admit(ctx, now, now.Add(-cfg.Since), "", slidingDecide(now, cfg.Rules))
+		id, wait, err := db.Admit(ctx, Holder{}, now, now.Add(-cfg.Since), "", slidingDecide(now, cfg.Rules))
 		if err != nil {
 			return res, fmt.Errorf("call %d: %w", res.Calls, err)
 		}

@@ -128,7 +128,7 @@ func BenchmarkAdmit(b *testing.B) {
 	rules := []rule{{Limit: 1 << 30, Per: time.Second}}
 	for b.Loop() {
 		now := time.Now().Truncate(time.Millisecond)
-		id, _, err := db.Admit(ctx, now, now.Add(-time.Second), "", slidingDecide(now, rules))
+		id, _, err := db.Admit(ctx, Holder{}, now, now.Add(-time.Second), "", slidingDecide(now, rules))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -43,7 +43,8 @@ type DB struct {
 	path     string
 	sql      *sql.DB
 	readOnly bool
-	lock     *os.File // held by LockDaemon; nil otherwise
+	lockFile *os.File // the database file opened by LockDaemon for its flock; nil before
+	locked   bool     // LockDaemon holds the flock
 }
 
 // DefaultPath is where the database lives when --db is not given:
@@ -125,8 +126,18 @@ func prepareFile(path string, readOnly bool) (created bool, err error) {
 	head := make([]byte, len(sqliteMagic))
 	n, err := io.ReadFull(f, head)
 	switch {
+	case n == 0 && (err == io.EOF) && !readOnly:
+		// An empty file: a new database, private like one hexcron creates (SQLite
+		// gives -wal and -shm the database file's mode).
+		if fi.Mode().Perm() != 0o600 {
+			if err := f.Chmod(0o600); err != nil {
+				return false, &pathError{op: "open state", path: path, kind: ErrReadOnly,
+					msg: fmt.Sprintf("an empty file with mode %#o that hexcron cannot make private (0600): remove it, hexcron creates its database itself", fi.Mode().Perm()),
+					err: err}
+			}
+		}
 	case n == 0 && (err == io.EOF):
-		// An empty file: a new database.
+		// An empty file: a new database (a read-only open reports it below).
 	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
 		return false, fmt.Errorf("open state %s: %w", path, err)
 	case !bytes.Equal(head[:n], []byte(sqliteMagic)):
@@ -278,14 +289,15 @@ func (c *connector) Driver() driver.Driver { return &sqlite3.SQLiteDriver{} }
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
-// Close releases the daemon lock (if held) and closes the database.
+// Close closes the database and then releases the daemon lock (if held): the lock's
+// descriptor is closed only after SQLite's connections (see LockDaemon).
 func (db *DB) Close() error {
 	err := db.sql.Close()
-	if db.lock != nil {
-		if cerr := db.lock.Close(); err == nil {
+	if db.lockFile != nil {
+		if cerr := db.lockFile.Close(); err == nil {
 			err = cerr
 		}
-		db.lock = nil
+		db.lockFile, db.locked = nil, false
 	}
 	if err != nil {
 		return fmt.Errorf("close state %s: %w", db.path, err)

@@ -188,8 +188,7 @@ func TestOpenErrors(t *testing.T) {
 			},
 			opts: Options{ReadOnly: true},
 			kind: ErrSchemaOutdated,
-			msg: fmt.Sprintf("database schema is older than this hexcron (version 0, this hexcron uses %d; start `hexcron run` once to migrate it)",
-				latestVersion()),
+			msg:  fmt.Sprintf("database schema is older than this hexcron (version 0, this hexcron uses %d; start `hexcron run` once to migrate it)", latestVersion()),
 		},
 	}
 	for _, tt := range tests {

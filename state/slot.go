@@ -108,6 +108,9 @@ type Slot struct {
 	ProjectVersion string
 	Created        time.Time // row created
 	Updated        time.Time // row last changed
+	// Owner is the owner (owners.id) whose admission moved the slot to triggering;
+	// "" before any.
+	Owner string
 }
 
 // Update carries the fields a Transition sets besides the state. Zero fields leave the

@@ -13,7 +13,7 @@ import (
 
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
-	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version FROM slots`
+	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, '') FROM slots`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -24,7 +24,7 @@ func scanSlot(r rowScanner) (Slot, error) {
 	var matrix string
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &s.Kind, &planned, &s.State, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
-		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion)
+		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner)
 	if err != nil {
 		return Slot{}, err
 	}
@@ -69,11 +69,11 @@ type execer interface {
 
 func insertSlot(ctx context.Context, x execer, s Slot, now time.Time) error {
 	_, err := x.ExecContext(ctx, `INSERT INTO slots (key, schedule, nominal_ms, matrix, kind, planned_ms,
-		state, reason, attempts, last_attempt_ms, project, timeout_ms, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Key, s.Schedule, s.Nominal.UnixMilli(), matrixText(s.Matrix), string(s.Kind), s.Planned.UnixMilli(),
 		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), s.Project, nullDuration(s.Timeout),
-		now.UnixMilli(), now.UnixMilli())
+		nullString(s.Owner), now.UnixMilli(), now.UnixMilli())
 	return err
 }
 
@@ -127,7 +127,7 @@ func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error)
 	created := false
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		s.State, s.Attempts, s.LastAttempt = StatePlanned, 0, time.Time{}
+		s.State, s.Attempts, s.LastAttempt, s.Owner = StatePlanned, 0, time.Time{}, ""
 		if err := insertSlot(ctx, tx, s, now); err != nil {
 			return false, slotWriteError("plan slot", db.path, s.Key, err)
 		}

@@ -353,7 +353,7 @@ func TestPruneHistoryKeepsLedger(t *testing.T) {
 	ctx := context.Background()
 	db := openT(t)
 	const k = "nightly@2026-11-30T11:30:00Z"
-	id, _, err := db.Admit(ctx, t0, time.Time{}, k, admitNow(t0))
+	id, _, err := db.Admit(ctx, Holder{}, t0, time.Time{}, k, admitNow(t0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func AdmitLoop(ctx context.Context, path string, d time.Duration, now func() tim
 	for now().Sub(start) < d {
 		t := now().Truncate(time.Millisecond)
 		res.Calls++
-		id, wait, err := db.Admit(ctx, t, t.Add(-time.Second), "", decide)
+		id, wait, err := db.Admit(ctx, state.Holder{}, t, t.Add(-time.Second), "", decide)
 		if err != nil {
 			return res, fmt.Errorf("bench: admit loop: call %d: %w", res.Calls, err)
 		}
