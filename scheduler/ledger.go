@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"hexcron/budget"
 	"hexcron/hexclient"
 	"hexcron/state"
 )
@@ -16,12 +17,18 @@ type Ledger struct{ DB *state.DB }
 // transaction (see state.DB.Admit).
 func (l Ledger) Admit(ctx context.Context, now, since time.Time, slot string, decide func([]hexclient.Attempt) time.Duration) (int64, time.Duration, error) {
 	return l.DB.Admit(ctx, now, since, slot, func(atts []state.Attempt) time.Duration {
-		conv := make([]hexclient.Attempt, len(atts))
-		for i, a := range atts {
-			conv[i] = hexclient.Attempt{Sent: a.Sent, Done: a.Done}
-		}
-		return decide(conv)
+		return decide(BudgetAttempts(atts))
 	})
+}
+
+// BudgetAttempts are the ledger's rows as the budget math (admission and the plan)
+// sees them: when each was sent and when its answer arrived.
+func BudgetAttempts(atts []state.Attempt) []budget.Attempt {
+	out := make([]budget.Attempt, len(atts))
+	for i, a := range atts {
+		out[i] = budget.Attempt{Sent: a.Sent, Done: a.Done}
+	}
+	return out
 }
 
 // Complete records when an attempt's response arrived.
