@@ -214,10 +214,6 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 // hexClientConfig maps the config's budget onto the Hex client.
 func hexClientConfig(conf *planner.Config, baseURL string, token hexclient.TokenSource, clk clock.Clock,
 	log *slog.Logger, obs hexclient.Observer, ledger hexclient.Ledger) hexclient.Config {
-	var rules []hexclient.Rule
-	for _, r := range conf.Budget.Triggers {
-		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
 	reads := hexclient.DefaultReadLimits()
 	if len(conf.Budget.Reads) > 0 {
 		r := conf.Budget.Reads[0]
@@ -230,7 +226,7 @@ func hexClientConfig(conf *planner.Config, baseURL string, token hexclient.Token
 		Clock:      clk,
 		Logger:     log,
 		Ledger:     ledger,
-		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
+		Budget:     conf.Budget.Trigger(), // the model the plan places firings by
 		ReadLimits: reads,
 	}
 	if obs != nil {

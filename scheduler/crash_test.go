@@ -629,10 +629,6 @@ func (n *crashNotifier) since(t time.Time) []crashNote {
 // crashHexConfig is the Hex client `hexcron run` builds from conf (see hexClientConfig
 // in cmd_run.go), with short waits.
 func crashHexConfig(conf *planner.Config, base string, log *slog.Logger, ledger hexclient.Ledger) hexclient.Config {
-	var rules []hexclient.Rule
-	for _, r := range conf.Budget.Triggers {
-		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
 	reads := hexclient.DefaultReadLimits()
 	if len(conf.Budget.Reads) > 0 {
 		r := conf.Budget.Reads[0]
@@ -644,7 +640,7 @@ func crashHexConfig(conf *planner.Config, base string, log *slog.Logger, ledger 
 		Clock:           clock.System{},
 		Logger:          log,
 		Ledger:          ledger,
-		Budget:          hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
+		Budget:          conf.Budget.Trigger(),
 		ReadLimits:      reads,
 		Timeout:         5 * time.Second,
 		VisibilityDelay: 200 * time.Millisecond,

@@ -67,18 +67,22 @@ func runDay(t *testing.T, configPath string, simCfg hexsim.Config, d time.Durati
 func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner.Config, configPath string,
 	logger *slog.Logger, seed uint64) (sim *hexsim.Server, dm *Daemon, stop func()) {
 	t.Helper()
+	return daemonOnSimWith(t, simCfg, db, conf, configPath, logger, seed, nil)
+}
+
+// daemonOnSimWith is daemonOnSim with tune (may be nil) applied to the Hex client's
+// config before the client is built.
+func daemonOnSimWith(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner.Config, configPath string,
+	logger *slog.Logger, seed uint64, tune func(*hexclient.Config)) (sim *hexsim.Server, dm *Daemon, stop func()) {
+	t.Helper()
 	net := hexsim.NewPipeNet()
 	simCfg.BaseURL = "http://127.0.0.1/api/v1" // the pipe network ignores the address
 	sim = hexsim.New(simCfg)
 	stopSim := net.Serve(sim)
-	var rules []hexclient.Rule
-	for _, r := range conf.Budget.Triggers {
-		rules = append(rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
 	transport := net.Transport()
 	var once sync.Once
 	stop = func() { once.Do(func() { transport.CloseIdleConnections(); stopSim() }) }
-	hc, err := hexclient.New(hexclient.Config{
+	hcfg := hexclient.Config{
 		BaseURL:    simCfg.BaseURL,
 		Token:      hexclient.StaticToken("hxtp_sim_test"),
 		HTTPClient: &http.Client{Transport: transport},
@@ -86,8 +90,12 @@ func daemonOnSim(t *testing.T, simCfg hexsim.Config, db *state.DB, conf *planner
 		Rand:       rand.New(rand.NewPCG(seed, 2)),
 		Logger:     logger,
 		Ledger:     Ledger{DB: db},
-		Budget:     hexclient.Budget{Rules: rules, MinSpacing: conf.Budget.MinSpacing},
-	})
+		Budget:     conf.Budget.Trigger(),
+	}
+	if tune != nil {
+		tune(&hcfg)
+	}
+	hc, err := hexclient.New(hcfg)
 	if err != nil {
 		stop()
 		t.Fatal(err)
