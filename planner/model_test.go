@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,46 @@ func TestKthLatest(t *testing.T) {
 				t.Fatalf("kthLatest(%v, %v+%d, %d) = %d, want %d", a, b, off, k, got, want)
 			}
 		}
+	}
+}
+
+// TestValidateCountsSkew: a schedule whose rate only fits rules counted without the
+// skew margin (one trigger a second under 2 per 2s; with the 2s margin 2 fit in every
+// 4s) is refused, as the plan could not place it.
+func TestValidateCountsSkew(t *testing.T) {
+	yaml := `budget:
+  triggers:
+    - {limit: 2, per: 2s}
+schedules:
+  - {name: busy, project: 5a8591dd-4039-49df-9202-96385ba3eff8, cron: "* * * * * *", window: 1s}
+`
+	_, err := Parse("skew.yaml", []byte(yaml))
+	if err == nil || !strings.Contains(err.Error(), "schedules[0].cron") || !strings.Contains(err.Error(), "budget.triggers[0]") {
+		t.Fatalf("err = %v, want the cron refused under budget.triggers[0]", err)
+	}
+}
+
+func TestGroupWarnings(t *testing.T) {
+	w := func(line int, kind, sched string) Problem {
+		return Problem{File: "f.yaml", Line: line, Field: "schedules[0].window", Message: "m" + sched, Kind: kind, Schedule: sched}
+	}
+	for _, tc := range []struct {
+		name    string
+		in      []Problem
+		want    []string
+		grouped bool
+	}{
+		{"none", nil, nil, false},
+		{"three of a kind stay apart", []Problem{w(1, "k", "a"), w(2, "k", "b"), w(3, "k", "c")},
+			[]string{"f.yaml:1: schedules[0].window: ma", "f.yaml:2: schedules[0].window: mb", "f.yaml:3: schedules[0].window: mc"}, false},
+		{"four of a kind are one line, in place", []Problem{w(1, "", "x"), w(2, "k", "a"), w(3, "k", "b"), w(4, "j", "y"), w(5, "k", "c"), w(6, "k", "d")},
+			[]string{"f.yaml:1: schedules[0].window: mx", "f.yaml: 4 schedules: k (a at line 2, b at line 3, c at line 5 and 1 more)", "f.yaml:4: schedules[0].window: my"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, grouped := GroupWarnings(tc.in)
+			if !slices.Equal(got, tc.want) || grouped != tc.grouped {
+				t.Fatalf("got %q %v\nwant %q %v", got, grouped, tc.want, tc.grouped)
+			}
+		})
 	}
 }
