@@ -36,8 +36,8 @@ until they can no longer be; without it the ledger is taken as empty.
 Prints per hour of the default time zone: nominal and planned triggers, the cap, a
 bar, the peak in any 60 s and the largest shift; then, per schedule, the firings that
 cannot fit (how many, the first, why, the competing schedules; at most 50 lines,
---verbose lists every firing); then a one-line verdict. Identical warnings are shown
-once with a count (--verbose shows each).
+--verbose lists every firing); then a one-line verdict. A warning more than three
+schedules share is one line with the count (--verbose prints each).
 
 Exit codes: 0 everything fits, 3 some firing cannot be placed, 1 invalid config or
 unreadable database, 2 usage.

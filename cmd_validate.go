@@ -21,8 +21,8 @@ func cmdValidate(e *env, args []string) int {
 Checks the config completely: strict keys, values, time zones, cron expressions and
 whether any schedule alone exceeds a trigger cap. Prints every error as
 FILE:LINE: field: message, and every warning the same way, except that a warning
-several schedules share is one line: the count and the first few schedules
-(--verbose prints each).
+more than three schedules share is one line: the count and the first three
+schedules (--verbose prints each).
 
 Exit codes: 0 valid (warnings may be printed), 1 invalid or unreadable, 2 usage.
 

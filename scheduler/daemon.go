@@ -680,16 +680,6 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-func maxPer(c *planner.Config) time.Duration {
-	m := time.Hour
-	for _, r := range c.Budget.Triggers {
-		if r.Per > m {
-			m = r.Per
-		}
-	}
-	return m
-}
-
 func maxWindow(c *planner.Config) time.Duration {
 	var m time.Duration
 	for _, s := range c.Schedules {
