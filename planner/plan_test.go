@@ -258,7 +258,8 @@ func realisticConfig(t testing.TB, n, seed uint64) *Config {
 	crons := []string{"0 * * * *", "30 * * * *", "*/15 * * * *", "0 6 * * *", "30 7 * * 1-5", "0 */4 * * *",
 		"15 2 * * *", "0 9 * * 1", "*/30 8-18 * * 1-5", "45 * * * *", "30 0 6 * * *", "@hourly", "@every 20m"}
 	berlin := mustLoc(t, "Europe/Berlin")
-	cfg := &Config{Location: berlin, Budget: Budget{Triggers: []Rule{{Limit: 20, Per: time.Minute}, {Limit: 60, Per: time.Hour, Reserve: 10}}}}
+	cfg := &Config{Location: berlin, Budget: Budget{Triggers: []Rule{{Limit: 20, Per: time.Minute}, {Limit: 60, Per: time.Hour, Reserve: 10}},
+		Skew: budget.DefaultSkew, MaxAttempt: budget.DefaultMaxAttempt}}
 	for i := range n {
 		spec := crons[r.IntN(len(crons))]
 		c, err := parseCron(spec)
