@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"time"
 
+	"hexcron/budget"
 	"hexcron/planner"
+	"hexcron/scheduler"
 )
 
 // cmdPlan forecasts every hour's trigger cost and shows how the caps are met.
@@ -17,22 +20,30 @@ func cmdPlan(e *env, args []string) int {
 	config := fs.String("config", "", "the schedules YAML file (required)")
 	from := fs.String("from", "", "start of the forecast, RFC 3339 (default: now)")
 	horizon := fs.Duration("horizon", 24*time.Hour, "length of the forecast")
-	asJSON := fs.Bool("json", false, "print the plan as JSON instead of a table")
+	asJSON := fs.Bool("json", false, "print the plan as JSON instead of a table (every firing)")
+	verbose := fs.Bool("verbose", false, "list every warning and every firing that cannot be placed")
+	dbPath := fs.String("db", "", "count the trigger attempts already in this database's ledger (opened read-only; it must exist)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: hexcron plan --config FILE [--from RFC3339] [--horizon 24h] [--json]
+		fmt.Fprint(fs.Output(), `Usage: hexcron plan --config FILE [--from RFC3339] [--horizon 24h] [--db FILE] [--json] [--verbose]
 
-Expands every schedule (and matrix value) over [from, from+horizon), places each
-firing inside its window under the trigger caps, and prints per hour of the default
-time zone: nominal and planned triggers, the cap, a bar, the peak in any 60 s and the
-largest shift; then the firings that cannot fit, with reasons and the competing
-schedules; then a one-line verdict. The plan does not count triggers already made
-(the daemon does).
+Expands every schedule (and matrix value) over [from, from+horizon) and places each
+firing inside its window where the trigger budget admits it: the same rules, reserves,
+min_spacing and skew margin as the daemon's admission (a trigger counts in its rules'
+windows until 2s after Hex answers). With --db, the attempts already in that
+database's ledger (the daemon's, hexcron trigger's) count too, those still in flight
+until they can no longer be; without it the ledger is taken as empty.
 
 The horizon is at most 366 days, and a plan at most 200000 firings: a plan that would
 hold more stops at the last whole day that fits, says so, and exits 1.
 
-Exit codes: 0 everything fits, 3 some firing cannot be placed, 1 invalid config or a
-plan cut short, 2 usage.
+Prints per hour of the default time zone: nominal and planned triggers, the cap, a
+bar, the peak in any 60 s and the largest shift; then, per schedule, the firings that
+cannot fit (how many, the first, why, the competing schedules; at most 50 lines,
+--verbose lists every firing); then a one-line verdict. A warning more than three
+schedules share is one line with the count (--verbose prints each).
+
+Exit codes: 0 everything fits, 3 some firing cannot be placed, 1 invalid config,
+unreadable database or a plan cut short, 2 usage.
 
 Flags:
 `)
@@ -53,7 +64,11 @@ Flags:
 		fmt.Fprintf(e.stderr, "hexcron plan: --horizon must be positive and at most %s (366 days) (got %s)\n", planner.MaxHorizon, *horizon)
 		return exitUsage
 	}
-	start := time.Now().Truncate(time.Second)
+	now := time.Now
+	if e.now != nil {
+		now = e.now
+	}
+	start := now().Truncate(time.Second)
 	if *from != "" {
 		t, err := time.Parse(time.RFC3339, *from)
 		if err != nil {
@@ -64,16 +79,20 @@ Flags:
 	}
 	cfg, err := planner.LoadFile(*config)
 	if err != nil {
-		return reportConfigError(e, err)
+		return printConfigError(e, err, *verbose)
 	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	printWarnings(e, cfg.Warnings, *verbose)
+	var past []budget.Attempt
+	if *dbPath != "" {
+		if past, err = ledgerAttempts(context.Background(), *dbPath, cfg, start); err != nil {
+			return fail(e.stderr, "plan", err)
+		}
 	}
-	res := planner.Plan(cfg, planner.Input{From: start, Horizon: *horizon})
+	res := planner.Plan(cfg, planner.Input{From: start, Horizon: *horizon, Past: past})
 	if *asJSON {
 		err = planner.WriteJSON(e.stdout, res)
 	} else {
-		err = planner.WriteTable(e.stdout, *config, res)
+		err = planner.WriteTable(e.stdout, *config, res, *verbose)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "hexcron plan: write: %v\n", err)
@@ -88,4 +107,19 @@ Flags:
 		return exitUnplaced
 	}
 	return exitOK
+}
+
+// ledgerAttempts reads, from the database at path (read-only, never created), the
+// ledger's attempts that admission at from could still count.
+func ledgerAttempts(ctx context.Context, path string, cfg *planner.Config, from time.Time) ([]budget.Attempt, error) {
+	db, err := openDB(ctx, path, true)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.Attempts(ctx, cfg.Budget.Trigger().Since(from))
+	if err != nil {
+		return nil, err
+	}
+	return scheduler.BudgetAttempts(rows), nil
 }

@@ -192,7 +192,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		}
 		log.Info("simulation: built-in Hex, virtual clock", "speed", f.speed, "starts_at", start.In(conf.Location), "hex", baseURL, "db", dbPath)
 		// Show the forecast first, as `hexcron plan` would: the demo then fires it.
-		if err := planner.WriteTable(e.stdout, f.config, planner.Plan(conf, planner.Input{From: clk.Now(), Horizon: 3 * time.Hour})); err != nil {
+		if err := planner.WriteTable(e.stdout, f.config, planner.Plan(conf, planner.Input{From: clk.Now(), Horizon: 3 * time.Hour}), false); err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout)

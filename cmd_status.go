@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hexcron/planner"
+	"hexcron/scheduler"
 	"hexcron/state"
 )
 
@@ -197,21 +198,15 @@ func buildStatus(ctx context.Context, db *state.DB, conf *planner.Config, now ti
 // are not planned again, and windows still open at now are planned too. It returns the
 // first planned firing of each schedule.
 func plannedNext(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time) (map[string]scheduleStatus, error) {
-	maxPer, maxWindow := time.Hour, time.Duration(0)
-	for _, r := range conf.Budget.Triggers {
-		maxPer = max(maxPer, r.Per)
-	}
+	var maxWindow time.Duration
 	for _, s := range conf.Schedules {
 		maxWindow = max(maxWindow, s.Window)
 	}
-	atts, err := db.Attempts(ctx, now.Add(-maxPer))
+	atts, err := db.Attempts(ctx, conf.Budget.Trigger().Since(now))
 	if err != nil {
 		return nil, err
 	}
-	past := make([]time.Time, len(atts))
-	for i, a := range atts {
-		past[i] = a.Sent
-	}
+	past := scheduler.BudgetAttempts(atts)
 	var handledStates []state.State
 	for _, s := range state.States {
 		if s != state.StatePlanned {

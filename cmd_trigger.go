@@ -470,14 +470,6 @@ func (t *manualTrigger) loc() *time.Location {
 	return time.UTC
 }
 
-// noticeSkew and noticeMaxAttempt are the hexclient defaults hexClientConfig leaves in
-// place (Budget.Skew, Budget.MaxAttempt = attempt timeout + 30s); budgetNotice uses
-// them only to name the rule that is full.
-const (
-	noticeSkew       = 2 * time.Second
-	noticeMaxAttempt = time.Minute
-)
-
 // budgetNotice tells the person at the terminal that the trigger waits for the
 // budget, which rule is full, and until when. It prints once per distinct message.
 func (t *manualTrigger) budgetNotice(wait time.Duration) {
@@ -501,29 +493,26 @@ func (t *manualTrigger) budgetNotice(wait time.Duration) {
 	fmt.Fprintf(t.e.stderr, "hexcron trigger: %s\n", msg)
 }
 
-// bindingRules names the trigger rules with no room at now, by the same math as the
-// client's admission, and reports whether min_spacing alone holds the trigger.
+// bindingRules names the trigger rules with no room at now, by the client's admission
+// math (the config's budget.Budget, which hexClientConfig gives the client), and
+// reports whether min_spacing alone holds the trigger.
 func (t *manualTrigger) bindingRules(now time.Time) (full []string, spacing bool) {
-	b := hexclient.Budget{Skew: noticeSkew, MaxAttempt: noticeMaxAttempt}
-	for _, r := range t.conf.Budget.Triggers {
-		b.Rules = append(b.Rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
+	b := t.conf.Budget.Trigger()
 	rows, err := t.db.Attempts(context.Background(), b.Since(now))
 	if err != nil {
 		return nil, false
 	}
-	atts := make([]hexclient.Attempt, len(rows))
-	for i, a := range rows {
-		atts[i] = hexclient.Attempt{Sent: a.Sent, Done: a.Done}
-	}
-	for i, r := range t.conf.Budget.Triggers {
-		one := hexclient.Budget{Rules: b.Rules[i : i+1], Skew: b.Skew, MaxAttempt: b.MaxAttempt}
+	atts := scheduler.BudgetAttempts(rows)
+	for i, r := range b.Rules {
+		one := b
+		one.Rules, one.MinSpacing = b.Rules[i:i+1], 0
 		if one.Wait(now, atts) > 0 {
 			full = append(full, ruleName(r))
 		}
 	}
-	if len(full) == 0 && t.conf.Budget.MinSpacing > 0 {
-		sp := hexclient.Budget{MinSpacing: t.conf.Budget.MinSpacing, Skew: b.Skew, MaxAttempt: b.MaxAttempt}
+	if len(full) == 0 && b.MinSpacing > 0 {
+		sp := b
+		sp.Rules = nil
 		spacing = sp.Wait(now, atts) > 0
 	}
 	return full, spacing

@@ -27,7 +27,7 @@ type adaptive struct {
 func newAdaptive(rules []Rule) *adaptive {
 	a := &adaptive{rules: rules, eff: make([]int, len(rules)), since: make([]time.Time, len(rules))}
 	for i, r := range rules {
-		a.eff[i] = r.usable()
+		a.eff[i] = r.Effective()
 		if a.minPer == 0 || r.Per < a.minPer {
 			a.minPer = r.Per
 		}
@@ -46,14 +46,14 @@ func (a *adaptive) usable(now time.Time) []int {
 func (a *adaptive) recoverLocked(now time.Time) {
 	full := true
 	for i, r := range a.rules {
-		if a.eff[i] < r.usable() && r.Per > 0 {
+		if a.eff[i] < r.Effective() && r.Per > 0 {
 			if k := int(now.Sub(a.since[i]) / r.Per); k > 0 {
-				step := max(1, r.usable()/10)
-				a.eff[i] = min(r.usable(), a.eff[i]+k*step)
+				step := max(1, r.Effective()/10)
+				a.eff[i] = min(r.Effective(), a.eff[i]+k*step)
 				a.since[i] = a.since[i].Add(time.Duration(k) * r.Per)
 			}
 		}
-		if a.eff[i] < r.usable() {
+		if a.eff[i] < r.Effective() {
 			full = false
 		}
 	}

@@ -52,11 +52,13 @@ type Config struct {
 	// Ledger is the trigger budget's record (default an in-memory MemLedger).
 	Ledger Ledger
 	// Budget is the trigger admission math. Zero Rules means DefaultRules; zero Skew
-	// means 2s; zero MaxAttempt means Timeout+30s (it must exceed Timeout).
+	// means DefaultSkew; zero MaxAttempt means Timeout+30s (it must exceed Timeout).
+	// The planner's model uses the same values (planner.Budget.Trigger), with the
+	// default Timeout budget.DefaultMaxAttempt.
 	Budget Budget
 	// ReadLimits caps status and list calls (zero fields take DefaultReadLimits).
 	ReadLimits ReadLimits
-	// Timeout bounds each HTTP attempt (default 30s), measured on Clock.
+	// Timeout bounds each HTTP attempt (default DefaultTimeout), measured on Clock.
 	Timeout time.Duration
 	// VisibilityDelay is how long after an ambiguous outcome the project's runs are
 	// listed, so that a run the attempt created has time to show (default 10s).
@@ -157,16 +159,16 @@ func New(cfg Config) (*Client, error) {
 		cfg.Ledger = NewMemLedger()
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
+		cfg.Timeout = DefaultTimeout
 	}
 	if len(cfg.Budget.Rules) == 0 {
 		cfg.Budget.Rules = DefaultRules()
 	}
 	if cfg.Budget.Skew == 0 {
-		cfg.Budget.Skew = 2 * time.Second
+		cfg.Budget.Skew = DefaultSkew
 	}
 	if cfg.Budget.MaxAttempt == 0 {
-		cfg.Budget.MaxAttempt = cfg.Timeout + 30*time.Second
+		cfg.Budget.MaxAttempt = cfg.Timeout + maxAttemptMargin
 	}
 	if cfg.Budget.MaxAttempt <= cfg.Timeout {
 		return nil, fmt.Errorf("hexclient: new: budget max attempt %s must exceed the attempt timeout %s", cfg.Budget.MaxAttempt, cfg.Timeout)

@@ -26,7 +26,7 @@ func (c *Client) Stats() Stats {
 	all, status, statusLimit := c.reads.Used(c.clock.Now())
 	return Stats{
 		AuthPaused: paused,
-		ReadsUsed:  all, ReadsLimit: c.cfg.ReadLimits.All.usable(),
+		ReadsUsed:  all, ReadsLimit: c.cfg.ReadLimits.All.Effective(),
 		StatusUsed: status, StatusLimit: statusLimit,
 	}
 }
@@ -43,7 +43,7 @@ func (r *ReadBudget) Used(now time.Time) (all, status, statusLimit int) {
 		from := now.Add(-per)
 		n := 0
 		for _, a := range r.viewLocked(now, log, b) {
-			if !a.Sent.After(now) && b.end(now, a).After(from) {
+			if !a.Sent.After(now) && b.End(now, a).After(from) {
 				n++
 			}
 		}
@@ -51,7 +51,7 @@ func (r *ReadBudget) Used(now time.Time) (all, status, statusLimit int) {
 	}
 	all = count(&r.allLog, r.all, r.all.Rules[0].Per)
 	for i, rule := range r.status.Rules {
-		n, lim := count(&r.statusLog, r.status, rule.Per), rule.usable()
+		n, lim := count(&r.statusLog, r.status, rule.Per), rule.Effective()
 		if i == 0 || lim-n < statusLimit-status {
 			status, statusLimit = n, lim
 		}

@@ -343,7 +343,7 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			c.pauseAuth(t.log, &APIError{Op: "read token", Class: ClassAuth, Err: terr})
 			continue
 		}
-		b := c.budget.withUsable(c.adapt.usable(now))
+		b := withUsable(c.budget, c.adapt.usable(now))
 		var wait time.Duration
 		var aid int64
 		rbDone, err := c.reads.reserveAll(now, func(allWait time.Duration) (bool, error) {

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"hexcron/budget"
 )
 
 // Defaults applied when a key is absent.
@@ -18,10 +20,9 @@ const (
 	DefaultCatchup    = time.Hour
 )
 
-// DefaultTriggers are Hex's RunProject caps: 20 per minute and 60 per hour.
-func DefaultTriggers() []Rule {
-	return []Rule{{Limit: 20, Per: time.Minute}, {Limit: 60, Per: time.Hour}}
-}
+// DefaultTriggers are Hex's RunProject caps: 20 per minute and 60 per hour
+// (budget.DefaultRules, the ones the Hex client defaults to).
+func DefaultTriggers() []Rule { return budget.DefaultRules() }
 
 // DefaultReads is the budget for status and list calls: 30 per minute.
 func DefaultReads() []Rule { return []Rule{{Limit: 30, Per: time.Minute}} }
@@ -55,17 +56,29 @@ type Budget struct {
 	Reads      []Rule        // status and list call caps
 	MinSpacing time.Duration // no two triggers closer than this
 	MaxRunning int           // runs in flight at once
+
+	// Skew and MaxAttempt are the occupancy model admission uses (budget.Budget):
+	// not YAML keys; Parse sets budget.DefaultSkew and budget.DefaultMaxAttempt.
+	Skew       time.Duration
+	MaxAttempt time.Duration
 }
 
-// Rule is one cap: at most Limit-Reserve calls in any window of length Per.
-type Rule struct {
-	Limit   int
-	Per     time.Duration
-	Reserve int // kept free for other clients of the same Hex user
+// defaultBudget is the budget before the config's budget section: Hex's caps and the
+// Hex client's occupancy model.
+func defaultBudget() Budget {
+	return Budget{Triggers: DefaultTriggers(), Reads: DefaultReads(), MaxRunning: DefaultMaxRunning,
+		Skew: budget.DefaultSkew, MaxAttempt: budget.DefaultMaxAttempt}
 }
 
-// Effective is the number of calls hexcron may make in any window of length Per.
-func (r Rule) Effective() int { return r.Limit - r.Reserve }
+// Trigger is the admission math for the trigger caps: the rules, min_spacing and the
+// occupancy model. The Hex client admits with it and Plan places firings by it.
+func (b Budget) Trigger() budget.Budget {
+	return budget.Budget{Rules: slices.Clone(b.Triggers), MinSpacing: b.MinSpacing, Skew: b.Skew, MaxAttempt: b.MaxAttempt}
+}
+
+// Rule is one cap: at most Limit-Reserve calls in any window of length Per
+// (budget.Rule; Effective is Limit-Reserve).
+type Rule = budget.Rule
 
 // Notify is one Hex notification of a run's outcome.
 type Notify struct {

@@ -118,7 +118,7 @@ func (d *decoder) parse(data []byte) *Config {
 	cfg := &Config{
 		File:     d.file,
 		Hex:      Hex{BaseURL: DefaultBaseURL},
-		Budget:   Budget{Triggers: DefaultTriggers(), Reads: DefaultReads(), MaxRunning: DefaultMaxRunning},
+		Budget:   defaultBudget(),
 		Location: time.UTC,
 	}
 	if len(data) > MaxConfigBytes {

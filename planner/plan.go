@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"hexcron/budget"
 )
 
 // Firing is one trigger to make: one nominal instant of a schedule (and one matrix
@@ -32,10 +34,12 @@ type Input struct {
 	From    time.Time     // start of the horizon
 	Horizon time.Duration // nominal instants in [From, From+Horizon) are planned
 
-	// Past are trigger attempts already made (the ledger). They count in every rule's
-	// window and for min_spacing. Planning starts at the later of From and the latest
-	// Past instant.
-	Past []time.Time
+	// Past are trigger attempts already made (the ledger's, from every process, with
+	// their Sent and Done times; Done is zero while one is in flight). Each occupies
+	// every rule's windows from Sent until budget.Budget.Until (Done plus the skew
+	// margin, or Sent plus MaxAttempt plus skew while in flight) and counts for
+	// min_spacing. Planning starts at the later of From and the latest Sent.
+	Past []budget.Attempt
 
 	// OpenWindows also plans firings whose nominal instant is before From but whose
 	// window is still open at From; their Release is From.
@@ -73,6 +77,8 @@ type Result struct {
 	Location   *time.Location // the default zone the hours are in
 	Rules      []Rule         // the trigger rules; Effective() is what the plan uses
 	MinSpacing time.Duration
+	Skew       time.Duration // each planned trigger occupies [Planned, Planned+Skew]
+	Past       int           // attempts of Input.Past the plan counted
 	// Truncated is true when the horizon held more than MaxFirings firings: Horizon
 	// was shortened to the whole days that fit (possibly zero).
 	Truncated bool
@@ -189,16 +195,20 @@ func minTime(a, b time.Time) time.Time {
 
 // Plan places every firing of cfg's schedules over in's horizon.
 //
-// The constraints: a firing is planned at a whole second in [Release, Deadline]; for
-// every trigger rule, no window [t, t+Per) holds more than Limit-Reserve planned and
-// past triggers; no two triggers are closer than MinSpacing.
+// The constraints are admission's (cfg.Budget.Trigger(), package budget): a firing is
+// planned at a whole second in [Release, Deadline], where the Hex client admits it if
+// Hex answers every trigger at once. A planned trigger occupies [Planned, Planned+Skew],
+// a past one [Sent, budget.Until]; for every trigger rule, no window of length Per
+// meets more than Limit-Reserve of them; no two triggers are sent closer than
+// MinSpacing.
 //
 // The algorithm is earliest-deadline-first on unit jobs. Because triggers are placed in
 // time order, a new trigger at x is allowed iff, for every rule, the Effective()-th
-// latest trigger is at least Per before x, and the latest one at least MinSpacing
-// before x. So the earliest allowed instant after the triggers placed so far is
-// computed in O(rules), and "as early as possible" is best for everything after it:
-// each trigger time only pushes later ones later. At each step the planner takes that
+// latest occupancy end is at least Per before x (budget.Budget.Wait's rule), and the
+// latest send at least MinSpacing before x. So the earliest allowed instant after the
+// triggers placed so far is computed in O(rules) (O(rules × log) while past attempts
+// end later than planned ones), and "as early as possible" is best for everything
+// after it: each trigger time only pushes later ones later. At each step the planner takes that
 // earliest instant x (or the next release, if nothing is waiting), and gives it to the
 // released firing with the earliest deadline, ties broken by higher priority, then
 // nominal instant, then slot key. EDF finds a placement whenever one exists.
@@ -217,12 +227,14 @@ func Plan(cfg *Config, in Input) *Result {
 	if loc == nil {
 		loc = time.UTC
 	}
-	res := &Result{From: in.From, Horizon: in.Horizon, Location: loc, Rules: slices.Clone(cfg.Budget.Triggers), MinSpacing: cfg.Budget.MinSpacing}
+	b := cfg.Budget.Trigger()
+	res := &Result{From: in.From, Horizon: in.Horizon, Location: loc, Rules: b.Rules, MinSpacing: b.MinSpacing,
+		Skew: b.Skew, Past: len(in.Past)}
 	fs, end := expand(cfg, in)
 	if end.Before(in.From.Add(in.Horizon)) {
 		res.Truncated, res.Horizon = true, end.Sub(in.From)
 	}
-	p := newPlacer(res, fs, in)
+	p := newPlacer(res, fs, in, b)
 	p.run()
 	// Points are in time order already; only firings planned at the same second need
 	// ordering by slot.
@@ -289,16 +301,18 @@ type placer struct {
 	jobs     []job
 	rules    []Rule
 	spacing  int64
-	pts      []int64 // trigger instants in ns, ascending: past first, then planned
+	skew     int64   // a planned trigger at x occupies [x, x+skew]
+	pts      []int64 // trigger send instants in ns, ascending: past first, then planned
 	nPast    int
+	ends     []int64 // the past attempts' occupancy ends (budget.Until) in ns, ascending
 	holder   []int   // per point: the job holding it, -1 for a past attempt
 	start    int64   // planning starts here (seconds)
 	queue    jobHeap // released firings waiting for an instant, by deadline
 	returned relHeap // firings taken back by a crisis, by release
 	unplaced []unplacedJob
 
-	crises, maxCrises int // backtracking steps taken, and the most allowed
-	maxPer            int64
+	crises, maxCrises int   // backtracking steps taken, and the most allowed
+	maxPer            int64 // the longest rule period plus the skew margin
 
 	names   []string // schedule names by id
 	rank    []int    // position of each name in sorted order
@@ -309,13 +323,15 @@ type placer struct {
 // maxCompeting bounds Unplaced.Competing.
 const maxCompeting = 10
 
-func newPlacer(res *Result, fs []Firing, in Input) *placer {
-	p := &placer{res: res, fs: fs, rules: res.Rules, spacing: int64(res.MinSpacing)}
+func newPlacer(res *Result, fs []Firing, in Input, b budget.Budget) *placer {
+	p := &placer{res: res, fs: fs, rules: res.Rules, spacing: int64(b.MinSpacing), skew: int64(b.Skew)}
 	p.start = ceilSec(in.From.UnixNano())
-	for _, t := range in.Past {
-		p.pts = append(p.pts, t.UnixNano())
+	for _, a := range in.Past {
+		p.pts = append(p.pts, a.Sent.UnixNano())
+		p.ends = append(p.ends, b.Until(a).UnixNano())
 	}
 	slices.Sort(p.pts)
+	slices.Sort(p.ends)
 	p.nPast = len(p.pts)
 	if p.nPast > 0 {
 		p.start = max(p.start, ceilSec(p.pts[p.nPast-1]))
@@ -332,7 +348,7 @@ func newPlacer(res *Result, fs []Firing, in Input) *placer {
 	p.queue.jobs = p.jobs
 	p.returned.jobs = p.jobs
 	p.maxCrises = 64*len(fs) + 1024
-	p.maxPer = maxPer(p.rules)
+	p.maxPer = maxPer(p.rules) + p.skew
 	ids := map[string]int{}
 	for i, f := range fs {
 		id, ok := ids[f.Schedule]
@@ -356,19 +372,55 @@ func newPlacer(res *Result, fs []Firing, in Input) *placer {
 	return p
 }
 
-// earliest returns the first whole second >= t at which one more trigger is allowed.
+// earliest returns the first whole second >= t at which one more trigger is allowed:
+// for every rule, the Effective()-th latest occupancy end plus Per (budget.Budget.Wait's
+// rule), and the latest send plus min_spacing.
 func (p *placer) earliest(t int64) int64 {
 	x := t
 	n := len(p.pts)
+	planned := p.pts[p.nPast:]
 	for _, r := range p.rules {
-		if l := r.Effective(); n >= l {
-			x = max(x, ceilSec(p.pts[n-l]+int64(r.Per)))
+		l := r.Effective()
+		if len(planned)+len(p.ends) < l {
+			continue
 		}
+		var e int64
+		if len(p.ends) == 0 || (len(planned) >= l && p.ends[len(p.ends)-1] <= planned[len(planned)-l]+p.skew) {
+			e = planned[len(planned)-l] + p.skew // the l latest ends are all planned ones
+		} else {
+			e = kthLatest(p.ends, planned, p.skew, l)
+		}
+		x = max(x, ceilSec(e+int64(r.Per)))
 	}
 	if p.spacing > 0 && n > 0 {
 		x = max(x, ceilSec(p.pts[n-1]+p.spacing))
 	}
 	return x
+}
+
+// kthLatest returns the k-th latest (1-based) of the union of a and b+off, both
+// ascending, with 1 <= k <= len(a)+len(b). It takes i from a's top and k-i from b's:
+// the right i is the first one for which a's (i+1)-th latest is not after b's
+// (k-i)-th latest, found by binary search.
+func kthLatest(a, b []int64, off int64, k int) int64 {
+	top := func(s []int64, j int) int64 { return s[len(s)-j] } // j-th latest, 1-based
+	lo, hi := max(0, k-len(b)), min(k, len(a))
+	for lo < hi {
+		i := int(uint(lo+hi) >> 1)
+		if top(a, i+1) > top(b, k-i)+off {
+			lo = i + 1
+		} else {
+			hi = i
+		}
+	}
+	switch i := lo; {
+	case i == 0:
+		return top(b, k) + off
+	case i == k:
+		return top(a, k)
+	default:
+		return min(top(a, i), top(b, k-i)+off)
+	}
 }
 
 func (p *placer) run() {
@@ -497,12 +549,15 @@ func (p *placer) explain(j int, displacedBy string) Unplaced {
 	var full []string
 	var reach int64 = 1 // how far around the window competitors are looked for
 	dl := jb.dl * sec
+	planned := p.pts[p.nPast:]
 	for _, r := range p.rules {
-		before := countIn(p.pts, dl-int64(r.Per)+1, dl+1)
-		after := countIn(p.pts, dl, dl+int64(r.Per))
+		per := int64(r.Per) + p.skew // a planned trigger at x weighs on [x-Per, x+skew+Per)
+		past := countIn(p.ends, dl-int64(r.Per)+1, math.MaxInt64)
+		before := countIn(planned, dl-per+1, dl+1) + past
+		after := countIn(planned, dl, dl+per) + past
 		if max(before, after) >= r.Effective() {
 			full = append(full, ruleText(r))
-			reach = max(reach, int64(r.Per))
+			reach = max(reach, per)
 		}
 	}
 	if len(full) == 0 && p.spacing > 0 {
@@ -511,7 +566,6 @@ func (p *placer) explain(j int, displacedBy string) Unplaced {
 	}
 	// Competing: the schedules holding planned instants that share a full rule's
 	// window with this firing's window.
-	planned := p.pts[p.nPast:]
 	lo := p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] > jb.rel*sec-reach })
 	hi := p.nPast + sort.Search(len(planned), func(i int) bool { return planned[i] >= dl+reach })
 	p.touched = p.touched[:0]
@@ -546,7 +600,7 @@ func (p *placer) explain(j int, displacedBy string) Unplaced {
 		if len(full) > 0 {
 			fmt.Fprintf(&b, ": %s used up", strings.Join(full, " and "))
 		}
-		if past := countIn(p.pts[:p.nPast], jb.rel*sec-maxPer(p.rules), dl+1); past > 0 {
+		if past := countIn(p.ends, jb.rel*sec-p.maxPer+p.skew+1, math.MaxInt64); past > 0 {
 			fmt.Fprintf(&b, " (%d earlier triggers count)", past)
 		}
 	}

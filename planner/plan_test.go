@@ -9,11 +9,15 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"hexcron/budget"
 )
 
 var t0 = utc("2026-11-30T00:00:00Z")
 
-// verify checks every promise of a plan by brute force, independently of the planner.
+// verify checks every promise of a plan by brute force, independently of the planner:
+// among them that admission (budget.Budget.Wait) admits every planned firing at its
+// instant.
 func verify(t *testing.T, cfg *Config, in Input, res *Result) {
 	t.Helper()
 	want := Expand(cfg, in)
@@ -22,7 +26,6 @@ func verify(t *testing.T, cfg *Config, in Input, res *Result) {
 	}
 	seen := map[string]bool{}
 	var pts []time.Time
-	pts = append(pts, in.Past...)
 	for _, f := range res.Firings {
 		if seen[f.Slot] {
 			t.Fatalf("slot %s placed twice", f.Slot)
@@ -36,8 +39,7 @@ func verify(t *testing.T, cfg *Config, in Input, res *Result) {
 		}
 		pts = append(pts, f.Planned)
 	}
-	slices.SortFunc(pts, time.Time.Compare)
-	if err := checkPoints(pts, cfg.Budget.Triggers, cfg.Budget.MinSpacing); err != nil {
+	if err := admitted(cfg.Budget.Trigger(), in.Past, pts); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range res.Unplaced {
@@ -57,25 +59,26 @@ func verify(t *testing.T, cfg *Config, in Input, res *Result) {
 	}
 }
 
-// checkPoints counts, for every window [p, p+Per) starting at a point, the points in it.
-func checkPoints(pts []time.Time, rules []Rule, spacing time.Duration) error {
-	for _, r := range rules {
-		for i, p := range pts {
-			n := 0
-			for _, q := range pts[i:] {
-				if q.Sub(p) < r.Per {
-					n++
-				}
-			}
-			if n > r.Effective() {
-				return fmt.Errorf("%d triggers in [%s, +%s), rule allows %d", n, p.UTC().Format(time.RFC3339), r.Per, r.Effective())
-			}
+// admitted replays the plan against admission itself: at each planned instant, in
+// order, b.Wait must be 0 given the past attempts and the firings planned before it.
+// Past attempts in flight never answer (the worst case: their end is the latest any
+// admission sees); planned firings are answered at once (a Hex that answers every
+// request at once), so they occupy [planned, planned+skew].
+func admitted(b budget.Budget, past []budget.Attempt, planned []time.Time) error {
+	planned = slices.Clone(planned)
+	slices.SortFunc(planned, time.Time.Compare)
+	atts := slices.Clone(past)
+	slices.SortFunc(atts, func(x, y budget.Attempt) int { return x.Sent.Compare(y.Sent) })
+	lo := 0
+	for _, t := range planned {
+		for lo < len(atts) && atts[lo].Sent.Before(b.Since(t)) {
+			lo++
 		}
-	}
-	for i := 1; i < len(pts); i++ {
-		if d := pts[i].Sub(pts[i-1]); d < spacing {
-			return fmt.Errorf("triggers at %s and %s are %s apart, min_spacing %s", pts[i-1], pts[i], d, spacing)
+		if w := b.Wait(t, atts[lo:]); w > 0 {
+			return fmt.Errorf("a trigger planned at %s is not admitted there: admission waits %s more (rules %v, min_spacing %s, skew %s)",
+				t.UTC().Format(time.RFC3339), w, b.Rules, b.MinSpacing, b.Skew)
 		}
+		atts = append(atts, budget.Attempt{Sent: t, Done: t})
 	}
 	return nil
 }
@@ -92,12 +95,17 @@ func randomInstance(r *rand.Rand) (*Config, Input) {
 	if r.IntN(3) == 0 {
 		cfg.Budget.MinSpacing = time.Duration(1+r.IntN(2)) * time.Second
 	}
+	cfg.Budget.Skew = time.Duration(r.IntN(3)) * time.Second
+	cfg.Budget.MaxAttempt = time.Duration(2+r.IntN(4)) * time.Second
 	in := Input{From: t0, Horizon: time.Minute}
 	for i := range r.IntN(3) {
-		past := append(slices.Clone(in.Past), t0.Add(-time.Duration(1+i+r.IntN(4))*time.Second-time.Duration(r.IntN(3))*100*time.Millisecond))
-		slices.SortFunc(past, time.Time.Compare)
-		if checkPoints(past, cfg.Budget.Triggers, cfg.Budget.MinSpacing) == nil {
-			in.Past = past // the ledger itself obeys the caps
+		sent := t0.Add(-time.Duration(1+i+r.IntN(4))*time.Second - time.Duration(r.IntN(3))*100*time.Millisecond)
+		a := budget.Attempt{Sent: sent} // in flight
+		if r.IntN(3) > 0 {
+			a.Done = sent.Add(time.Duration(r.IntN(1500)) * time.Millisecond)
+		}
+		if admitted(cfg.Budget.Trigger(), in.Past, []time.Time{sent}) == nil {
+			in.Past = append(in.Past, a) // the ledger itself obeys the caps
 		}
 	}
 	n := 1 + r.IntN(6)
@@ -122,9 +130,7 @@ func exhaustive(cfg *Config, in Input) int {
 			return
 		}
 		if i == len(fs) {
-			pts := append(slices.Clone(in.Past), times...)
-			slices.SortFunc(pts, time.Time.Compare)
-			if checkPoints(pts, cfg.Budget.Triggers, cfg.Budget.MinSpacing) == nil {
+			if admitted(cfg.Budget.Trigger(), in.Past, times) == nil {
 				best = placed
 			}
 			return
@@ -168,7 +174,8 @@ func TestPlanFindsPlacementWheneverOneExists(t *testing.T) {
 
 func TestPlanDeterministic(t *testing.T) {
 	cfg := realisticConfig(t, 200, 3)
-	in := Input{From: t0, Horizon: 48 * time.Hour, Past: []time.Time{t0.Add(-30 * time.Second), t0.Add(-10 * time.Minute)}}
+	in := Input{From: t0, Horizon: 48 * time.Hour, Past: []budget.Attempt{
+		{Sent: t0.Add(-30 * time.Second)}, {Sent: t0.Add(-10 * time.Minute), Done: t0.Add(-10*time.Minute + 300*time.Millisecond)}}}
 	a := Plan(cfg, in)
 	verify(t, cfg, in, a)
 	rev := *cfg
@@ -251,7 +258,8 @@ func realisticConfig(t testing.TB, n, seed uint64) *Config {
 	crons := []string{"0 * * * *", "30 * * * *", "*/15 * * * *", "0 6 * * *", "30 7 * * 1-5", "0 */4 * * *",
 		"15 2 * * *", "0 9 * * 1", "*/30 8-18 * * 1-5", "45 * * * *", "30 0 6 * * *", "@hourly", "@every 20m"}
 	berlin := mustLoc(t, "Europe/Berlin")
-	cfg := &Config{Location: berlin, Budget: Budget{Triggers: []Rule{{Limit: 20, Per: time.Minute}, {Limit: 60, Per: time.Hour, Reserve: 10}}}}
+	cfg := &Config{Location: berlin, Budget: Budget{Triggers: []Rule{{Limit: 20, Per: time.Minute}, {Limit: 60, Per: time.Hour, Reserve: 10}},
+		Skew: budget.DefaultSkew, MaxAttempt: budget.DefaultMaxAttempt}}
 	for i := range n {
 		spec := crons[r.IntN(len(crons))]
 		c, err := parseCron(spec)

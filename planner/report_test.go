@@ -23,9 +23,17 @@ func TestPlanReportGolden(t *testing.T) {
 			in := Input{From: from, Horizon: 3 * time.Hour}
 			res := Plan(cfg, in)
 			verify(t, cfg, in, res)
-			var table, js bytes.Buffer
-			if err := WriteTable(&table, filepath.Base(file), res); err != nil {
+			var table, verbose, js bytes.Buffer
+			if err := WriteTable(&table, filepath.Base(file), res, false); err != nil {
 				t.Fatal(err)
+			}
+			if err := WriteTable(&verbose, filepath.Base(file), res, true); err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Unplaced) > 0 {
+				golden(t, "plan/"+name+".verbose.txt", verbose.String())
+			} else if verbose.String() != table.String() {
+				t.Error("--verbose changed a plan where everything fits")
 			}
 			if err := WriteJSON(&js, res); err != nil {
 				t.Fatal(err)

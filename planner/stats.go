@@ -11,11 +11,13 @@ func hourStart(t time.Time, loc *time.Location) time.Time {
 	return l.Add(-time.Duration(l.Minute())*time.Minute - time.Duration(l.Second())*time.Second - time.Duration(l.Nanosecond()))
 }
 
-// hourCap is the most triggers the rules allow in any one hour.
-func hourCap(rules []Rule, spacing time.Duration) int {
+// hourCap is the most triggers the rules allow in any one hour: a trigger occupies
+// its rules' windows for skew after it is sent, so Effective() fit in every Per+skew.
+func hourCap(rules []Rule, spacing, skew time.Duration) int {
 	c := -1
 	for _, r := range rules {
-		n := r.Effective() * int((time.Hour+r.Per-1)/r.Per)
+		per := r.Per + skew
+		n := r.Effective() * int((time.Hour+per-1)/per)
 		if c < 0 || n < c {
 			c = n
 		}
@@ -48,7 +50,7 @@ func hours(res *Result, all []Firing) []Hour {
 	if n <= 0 {
 		return nil
 	}
-	cap := hourCap(res.Rules, res.MinSpacing)
+	cap := hourCap(res.Rules, res.MinSpacing, res.Skew)
 	hs := make([]Hour, n)
 	for i := range hs {
 		hs[i] = Hour{Start: start.Add(time.Duration(i) * time.Hour).In(res.Location), Cap: cap}

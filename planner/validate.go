@@ -134,14 +134,17 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 			gap = min(gap, inst[i].Sub(inst[i-1]))
 		}
 		if s.Window >= gap {
-			d.warnf(windowLine, join(f, "window"), "%s is not shorter than the schedule's interval (%s): a firing may be planned after the next slot's nominal time", fmtDur(s.Window), fmtDur(gap))
+			d.warns = append(d.warns, Problem{File: d.file, Line: windowLine, Field: join(f, "window"), Schedule: s.Name,
+				Kind:    "window is not shorter than the schedule's interval: a firing may be planned after the next slot's nominal time",
+				Message: fmt.Sprintf("%s is not shorter than the schedule's interval (%s): a firing may be planned after the next slot's nominal time", fmtDur(s.Window), fmtDur(gap))})
 		}
 	}
 	fan := s.FanoutCount()
 	type capRule struct {
 		name  string
 		limit int
-		per   time.Duration
+		per   time.Duration // the rule's period, as written
+		occ   time.Duration // per plus the time a trigger keeps counting after it is sent
 		desc  string
 	}
 	var caps []capRule
@@ -150,10 +153,12 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 		if rule.Reserve > 0 {
 			desc += fmt.Sprintf(": limit %d minus reserve %d", rule.Limit, rule.Reserve)
 		}
-		caps = append(caps, capRule{index("budget.triggers", k), rule.Effective(), rule.Per, desc})
+		// A trigger counts in its rules' windows until the skew margin after it is sent
+		// (the plan's and admission's model), so Effective() fit in every Per+Skew.
+		caps = append(caps, capRule{index("budget.triggers", k), rule.Effective(), rule.Per, rule.Per + cfg.Budget.Skew, desc})
 	}
 	if sp := cfg.Budget.MinSpacing; sp > 0 {
-		caps = append(caps, capRule{"budget.min_spacing", 1, sp, "one trigger every " + fmtDur(sp)})
+		caps = append(caps, capRule{"budget.min_spacing", 1, sp, sp, "one trigger every " + fmtDur(sp)})
 	}
 	cronLine := r.cronLine
 	what := func(n int) string {
@@ -169,7 +174,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 	report := func(msg string, a ...any) {
 		d.errs = append(d.errs, Problem{File: d.file, Line: cronLine, Field: join(f, "cron"), Message: fmt.Sprintf(msg, a...)})
 	}
-	room := func(c capRule, span time.Duration) int64 { return int64(c.limit) * (int64(span/c.per) + 1) }
+	room := func(c capRule, span time.Duration) int64 { return int64(c.limit) * (int64(span/c.occ) + 1) }
 	for _, c := range caps {
 		j := 0
 		for i := range inst {

@@ -310,11 +310,11 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 }
 
 // replan rebuilds the plan from now, counting the ledger's recent attempts (this and
-// other processes') into every rule.
+// other processes', in flight or answered) into every rule as admission counts them.
 func (d *Daemon) replan(ctx context.Context, now time.Time) {
 	conf := d.config()
 	d.nextReplan = now.Add(d.cfg.Replan)
-	past, err := recentSends(ctx, d.cfg.Store, now.Add(-maxPer(conf)))
+	past, err := recentAttempts(ctx, d.cfg.Store, conf, now)
 	if err != nil {
 		d.log.Error("replan: read ledger", keyErr, err)
 		return
@@ -508,6 +508,12 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	d.trigger(ctx, trigCtx, s, f, now)
 }
 
+// sendGrace is how long past a firing's deadline its trigger may still be sent. The
+// plan places firings at whole seconds up to and including the deadline, and the
+// trigger of one planned at its deadline starts a moment after that instant: without
+// the grace it would end "after 0 attempts" although the plan placed it.
+const sendGrace = time.Second
+
 // beingTriggered stands for the run id of a slot whose trigger is still in flight.
 const beingTriggered = "(being triggered)"
 
@@ -545,7 +551,7 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 		Slot:      f.Slot,
 		ProjectID: s.Project,
 		Body:      runRequest(s, f),
-		Deadline:  f.Deadline,
+		Deadline:  f.Deadline.Add(sendGrace),
 		Claimed: func(runID string) bool {
 			slot, ok, err := d.cfg.Store.ClaimedRun(trigCtx, runID)
 			return err != nil || (ok && slot != f.Slot)
@@ -731,16 +737,6 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func maxPer(c *planner.Config) time.Duration {
-	m := time.Hour
-	for _, r := range c.Budget.Triggers {
-		if r.Per > m {
-			m = r.Per
-		}
-	}
-	return m
 }
 
 func maxWindow(c *planner.Config) time.Duration {

@@ -66,6 +66,9 @@ type pipeSim struct {
 	sim       *hexsim.Server
 	transport *http.Transport
 	stop      func() // closes the connections and hexsim
+	// tuneClient, when set, changes the Hex client's config of every daemon wired to
+	// the sim before the client is built.
+	tuneClient func(*hexclient.Config)
 }
 
 // simOnPipe builds hexsim from simCfg and serves it over an in-memory pipe network.
@@ -89,7 +92,7 @@ func simOnPipe(t *testing.T, simCfg hexsim.Config) *pipeSim {
 func (p *pipeSim) daemon(t *testing.T, db *state.DB, conf *planner.Config, configPath string, logger *slog.Logger, seed uint64, tweak ...func(*Config)) *Daemon {
 	t.Helper()
 	budget, reads := ClientLimits(conf)
-	hc, err := hexclient.New(hexclient.Config{
+	hcfg := hexclient.Config{
 		BaseURL:    pipeBaseURL,
 		Token:      hexclient.StaticToken("hxtp_sim_test"),
 		HTTPClient: &http.Client{Transport: p.transport},
@@ -99,7 +102,11 @@ func (p *pipeSim) daemon(t *testing.T, db *state.DB, conf *planner.Config, confi
 		Ledger:     Ledger{DB: db},
 		Budget:     budget,
 		ReadLimits: reads,
-	})
+	}
+	if p.tuneClient != nil {
+		p.tuneClient(&hcfg)
+	}
+	hc, err := hexclient.New(hcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

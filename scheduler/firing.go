@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"hexcron/budget"
 	"hexcron/planner"
 	"hexcron/state"
 )
@@ -63,21 +64,24 @@ func slotOf(f planner.Firing, kind state.Kind) state.Slot {
 // shiftReason explains, in words for the log, why a firing was planned after its
 // nominal instant: which rule was full around that instant (with the count), or
 // min_spacing, or other firings with earlier deadlines or higher priority.
-func shiftReason(conf *planner.Config, f planner.Firing, plan []planner.Firing, past []time.Time) string {
+func shiftReason(conf *planner.Config, f planner.Firing, plan []planner.Firing, past []budget.Attempt) string {
 	var times []time.Time
-	times = append(times, past...)
+	for _, a := range past {
+		times = append(times, a.Sent)
+	}
 	for _, g := range plan {
 		if g.Slot != f.Slot {
 			times = append(times, g.Planned)
 		}
 	}
 	for _, r := range conf.Budget.Triggers {
+		per := r.Per + conf.Budget.Skew // a trigger occupies its windows until skew after it
 		before, after := 0, 0
 		for _, t := range times {
-			if t.After(f.Nominal.Add(-r.Per)) && !t.After(f.Nominal) {
+			if t.After(f.Nominal.Add(-per)) && !t.After(f.Nominal) {
 				before++
 			}
-			if !t.Before(f.Nominal) && t.Before(f.Nominal.Add(r.Per)) && t.Before(f.Planned) {
+			if !t.Before(f.Nominal) && t.Before(f.Nominal.Add(per)) && t.Before(f.Planned) {
 				after++
 			}
 		}

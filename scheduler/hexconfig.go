@@ -10,16 +10,12 @@ import (
 // status calls (each rule applies on its own; Hex's 60 calls per minute of any kind
 // stays the all-calls cap).
 func ClientLimits(conf *planner.Config) (hexclient.Budget, hexclient.ReadLimits) {
-	var b hexclient.Budget
-	for _, r := range conf.Budget.Triggers {
-		b.Rules = append(b.Rules, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
-	}
-	b.MinSpacing = conf.Budget.MinSpacing
+	b := conf.Budget.Trigger() // the model the plan places firings by
 	reads := hexclient.DefaultReadLimits()
 	if len(conf.Budget.Reads) > 0 {
 		reads.Status = nil
 		for _, r := range conf.Budget.Reads {
-			reads.Status = append(reads.Status, hexclient.Rule{Limit: r.Limit, Per: r.Per, Reserve: r.Reserve})
+			reads.Status = append(reads.Status, r)
 		}
 	}
 	return b, reads

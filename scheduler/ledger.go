@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"hexcron/budget"
 	"hexcron/hexclient"
 	"hexcron/state"
 )
@@ -33,16 +34,22 @@ func (l Ledger) Admit(ctx context.Context, now, since time.Time, slot string, de
 		by = l.Tenure.Holder()
 	}
 	id, wait, err := l.DB.Admit(ctx, by, now, since, slot, func(atts []state.Attempt) time.Duration {
-		conv := make([]hexclient.Attempt, len(atts))
-		for i, a := range atts {
-			conv[i] = hexclient.Attempt{Sent: a.Sent, Done: a.Done}
-		}
-		return decide(conv)
+		return decide(BudgetAttempts(atts))
 	})
 	if l.Tenure != nil && errors.Is(err, state.ErrFenced) {
 		l.Tenure.fence(err)
 	}
 	return id, wait, err
+}
+
+// BudgetAttempts are the ledger's rows as the budget math (admission and the plan)
+// sees them: when each was sent and when its answer arrived.
+func BudgetAttempts(atts []state.Attempt) []budget.Attempt {
+	out := make([]budget.Attempt, len(atts))
+	for i, a := range atts {
+		out[i] = budget.Attempt{Sent: a.Sent, Done: a.Done}
+	}
+	return out
 }
 
 // Complete records when an attempt's response arrived.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"hexcron/budget"
+	"hexcron/planner"
 	"hexcron/state"
 )
 
@@ -27,18 +29,15 @@ type Store interface {
 	Owners(ctx context.Context) ([]state.Owner, error)
 }
 
-// recentSends returns the send instants of the ledger's attempts since t (this and
-// other processes'), which every plan counts into its rules.
-func recentSends(ctx context.Context, st Store, since time.Time) ([]time.Time, error) {
-	atts, err := st.Attempts(ctx, since)
+// recentAttempts returns the ledger's attempts that admission at now (or later) can
+// still count (this and other processes', in flight or answered, with their Sent and
+// Done times): every plan counts them as admission does.
+func recentAttempts(ctx context.Context, st Store, conf *planner.Config, now time.Time) ([]budget.Attempt, error) {
+	atts, err := st.Attempts(ctx, conf.Budget.Trigger().Since(now))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]time.Time, len(atts))
-	for i, a := range atts {
-		out[i] = a.Sent
-	}
-	return out, nil
+	return BudgetAttempts(atts), nil
 }
 
 // handledSlots returns the keys of slots with nominal >= since in any state but

@@ -33,7 +33,7 @@ func PlannerConfig(caps string) (*planner.Config, error) {
 	b.WriteString("budget:\n  triggers:\n")
 	switch caps {
 	case "fits":
-		b.WriteString("    - {limit: 100, per: 1m}\n    - {limit: 6000, per: 1h}\n")
+		b.WriteString("    - {limit: 110, per: 1m}\n    - {limit: 6600, per: 1h}\n")
 	case "hex":
 		b.WriteString("    - {limit: 20, per: 1m}\n    - {limit: 60, per: 1h}\n")
 	default:
