@@ -116,7 +116,7 @@ func TestBashCompletion(t *testing.T) {
 	}
 	tests := []struct{ line, want string }{
 		{"hexcron va", "validate"},
-		{"hexcron ", "run plan validate status history trigger sim version help --help --version"},
+		{"hexcron ", "run plan validate check status history trigger sim version help --help --version"},
 		{"hexcron run --met", "--metrics-addr"},
 		{"hexcron run --sim", "--simulate"},
 		{"hexcron run --config sch", "schedules.yaml"},
