@@ -54,4 +54,3 @@ func TestAdmitIsImmediate(t *testing.T) {
 		t.Errorf("patient Admit saw %d rows, want the 1 committed before it", n)
 	}
 }
-

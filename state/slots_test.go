@@ -105,4 +105,3 @@ func TestTransitionTable(t *testing.T) {
 		}
 	}
 }
-
