@@ -61,7 +61,7 @@ func runCheck(ctx context.Context, e *env, args []string, mod func(*hexclient.Co
 	fs.StringVar(&configPath, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	fs.BoolVar(&dryRun, "dry-run", false, "also send one dryRun RunProject per project (counted against the trigger caps)")
-	fs.StringVar(&dbFlag, "db", "", "with --dry-run: the daemon's database, whose ledger the dry runs join (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
+	fs.StringVar(&dbFlag, "db", "", "with --dry-run: the daemon's database (a SQLite file or a postgres:// URL), whose ledger the dry runs join (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -83,9 +83,10 @@ func runCheck(ctx context.Context, e *env, args []string, mod func(*hexclient.Co
 		return fail(e.stderr, "check", fmt.Errorf("no Hex token: put it in $CREDENTIALS_DIRECTORY/hex-token (systemd LoadCredential=), in $HEX_API_TOKEN, or in the file named by the config's hex.token_file: %w", err))
 	}
 	var ledger hexclient.Ledger
+	var secrets []string
 	if dryRun {
-		path := dbPathOr(dbFlag, e.getenv)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && dbFlag == "" {
+		path := dbTarget(dbFlag, conf, e.getenv)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && dbFlag == "" && conf.State.URL == "" {
 			fmt.Fprintf(e.stderr, "hexcron check: no database at %s: the dry runs are counted in this process only\n", path)
 		} else {
 			db, err := openDB(ctx, path, false)
@@ -93,10 +94,11 @@ func runCheck(ctx context.Context, e *env, args []string, mod func(*hexclient.Co
 				return fail(e.stderr, "check", err)
 			}
 			defer db.Close()
-			ledger = scheduler.Ledger{DB: db}
+			ledger, secrets = scheduler.Ledger{DB: db}, dbSecrets(db)
 		}
 	}
 	cfg := hexClientConfig(conf, conf.Hex.BaseURL, token, clock.System{}, slog.New(slog.DiscardHandler), nil, ledger)
+	cfg.Secrets = append(cfg.Secrets, secrets...)
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -4,7 +4,6 @@ package main
 // missing file is an error, never created), and how times, durations and rules look.
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,27 +51,6 @@ func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok boo
 // missingDBError is the error for a --db that does not exist.
 func missingDBError(path string) error {
 	return fmt.Errorf("no database at %s: is this the daemon's --db? the service's is %s", path, serviceDBPath)
-}
-
-// openDB opens the database at path without ever creating it: read-only for status
-// and history, read-write (for the ledger and the slot row) for trigger.
-func openDB(ctx context.Context, path string, readOnly bool) (*state.DB, error) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, missingDBError(path)
-	}
-	db, err := state.Open(ctx, path, state.Options{ReadOnly: readOnly})
-	if errors.Is(err, state.ErrNoDatabase) {
-		return nil, fmt.Errorf("%w (%w)", missingDBError(path), err)
-	}
-	return db, err
-}
-
-// dbPathOr is --db, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db.
-func dbPathOr(flagValue string, getenv func(string) string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	return state.DefaultPath(getenv)
 }
 
 // fail prints "hexcron CMD: err" and returns exitError.

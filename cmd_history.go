@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hexcron/planner"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -91,7 +92,7 @@ func cmdHistory(e *env, args []string) int {
 	var limit int
 	var asJSON bool
 	fs := newFlagSet(e, "history", historyUsage)
-	fs.StringVar(&dbFlag, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
+	fs.StringVar(&dbFlag, "db", "", "database: a SQLite file, or a postgres:// URL (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.StringVar(&configFlag, "config", "", "schedules file, for its timezone only (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml, when it exists)")
 	fs.StringVar(&schedule, "schedule", "", "only this schedule")
 	fs.StringVar(&since, "since", "24h", "only slots whose nominal instant is this recent (duration or RFC 3339; 0: all)")
@@ -117,17 +118,18 @@ func cmdHistory(e *env, args []string) int {
 		return exitUsage
 	}
 	loc := time.UTC
-	if !asJSON {
-		conf, err := loadConfigFor(e, "history", configFlag)
-		if err != nil {
+	var conf *planner.Config
+	if !asJSON || dbFlag == "" {
+		// The config names the time zone of the table, and may name the database.
+		if conf, err = loadConfigFor(e, "history", configFlag); err != nil {
 			return fail(e.stderr, "history", err)
 		}
-		if conf != nil && conf.Location != nil {
+		if conf != nil && conf.Location != nil && !asJSON {
 			loc = conf.Location
 		}
 	}
 	ctx := context.Background()
-	db, err := openDB(ctx, dbPathOr(dbFlag, e.getenv), true)
+	db, err := openDB(ctx, dbTarget(dbFlag, conf, e.getenv), true)
 	if err != nil {
 		return fail(e.stderr, "history", err)
 	}

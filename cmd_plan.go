@@ -22,7 +22,7 @@ func cmdPlan(e *env, args []string) int {
 	horizon := fs.Duration("horizon", 24*time.Hour, "length of the forecast")
 	asJSON := fs.Bool("json", false, "print the plan as JSON instead of a table (every firing)")
 	verbose := fs.Bool("verbose", false, "list every warning and every firing that cannot be placed")
-	dbPath := fs.String("db", "", "count the trigger attempts already in this database's ledger (opened read-only; it must exist)")
+	dbPath := fs.String("db", "", "count the trigger attempts already in this database's ledger: a SQLite file or a postgres:// URL (opened read-only; it must exist)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: hexcron plan --config FILE [--from RFC3339] [--horizon 24h] [--db FILE] [--json] [--verbose]
 

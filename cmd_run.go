@@ -5,12 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hexcron/state/postgres"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,7 +61,7 @@ type runFlags struct {
 	simulate                                     bool
 	speed                                        float64
 	seed                                         int64
-	horizon                                      time.Duration
+	horizon, leaseTTL                            time.Duration
 }
 
 func cmdRun(e *env, args []string) int {
@@ -96,7 +98,7 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() { fmt.Fprint(e.stderr, runUsage); fs.PrintDefaults() }
 	fs.StringVar(&f.config, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
-	fs.StringVar(&f.db, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db; with --simulate a fresh ./hexcron-sim.db)")
+	fs.StringVar(&f.db, "db", "", "database: a SQLite file, or a postgres:// URL shared with standby daemons (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db; with --simulate a fresh ./hexcron-sim.db)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when empty)")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "auto (colour on a terminal, text otherwise), text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -104,6 +106,7 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	fs.Float64Var(&f.speed, "speed", 60, "with --simulate: virtual seconds per real second (positive, at most 100000)")
 	fs.Int64Var(&f.seed, "seed", 2, "with --simulate: seed of the simulated Hex")
 	fs.DurationVar(&f.horizon, "horizon", 2*time.Hour, "how far ahead each plan looks (positive, at most 168h)")
+	fs.DurationVar(&f.leaseTTL, "lease-ttl", scheduler.DefaultOwnerTTL, "how long the lease lives unrenewed (renewed every third of it): with PostgreSQL, a standby takes over this long after the leader stops renewing (at least 3s, at most 5m)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -116,6 +119,10 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	}
 	if f.horizon <= 0 || f.horizon > maxRunHorizon {
 		fmt.Fprintf(e.stderr, "hexcron run: --horizon must be positive and at most %s (got %s)\n", maxRunHorizon, f.horizon)
+		return exitUsage
+	}
+	if f.leaseTTL < 3*time.Second || f.leaseTTL > 5*time.Minute {
+		fmt.Fprintf(e.stderr, "hexcron run: --lease-ttl must be between 3s and 5m (got %s)\n", f.leaseTTL)
 		return exitUsage
 	}
 	if !(f.speed > 0) || f.speed > maxSpeed { // !(>0) also refuses NaN
@@ -169,6 +176,9 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		token   hexclient.TokenSource
 	)
 	dbPath := f.db
+	if f.simulate && (postgres.IsURL(f.db) || (f.db == "" && conf.State.URL != "")) {
+		return errors.New("--simulate runs on a SQLite database of its own (its clock is virtual; a PostgreSQL database runs on its server's): drop --db or the config's state.url")
+	}
 	if f.simulate {
 		start := time.Now().Truncate(time.Hour).Add(time.Hour - 30*time.Second)
 		clk = clock.NewScaled(clock.System{}, start, f.speed)
@@ -205,55 +215,71 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		}
 		token = ts
 		if dbPath == "" {
-			dbPath = state.DefaultPath(e.getenv)
+			dbPath = dbTarget("", conf, e.getenv)
 		}
 	}
 
-	db, err := state.Open(ctx, dbPath, state.Options{})
+	// SQLite: the file's lock makes this the one daemon. PostgreSQL (shared): other
+	// daemons may stand by; the lease decides who leads.
+	db, shared, err := openDaemonDB(ctx, dbPath)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if f.simulate && f.db == "" {
-		if err := db.MarkSimulation(ctx); err != nil {
+	if sdb, ok := db.(*state.DB); ok && f.simulate && f.db == "" {
+		if err := sdb.MarkSimulation(ctx); err != nil {
 			return err
 		}
 	}
-	if err := db.LockDaemon(); err != nil {
-		return err
-	}
-	// The lock proves no other daemon of this file is alive: take the lease at once.
-	ttl := scheduler.DefaultOwnerTTL
+	ttl := f.leaseTTL
 	if f.simulate {
 		ttl = time.Duration(float64(ttl) * f.speed) // renewed every 5 real seconds, not 5 virtual ones
-	}
-	tenure, err := registerProcess(ctx, db, state.RoleDaemon, clk, ttl, log)
-	if err != nil {
-		return err
 	}
 
 	var metrics *scheduler.Metrics
 	if f.metricsAddr != "" {
 		metrics = scheduler.NewMetrics(versionString())
 	}
-	hc, err := hexclient.New(hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db, Tenure: tenure}))
-	if err != nil {
-		return err
+	// term builds the daemon of one term of leadership, under tenure.
+	term := func(tenure *scheduler.Tenure) (*scheduler.Daemon, error) {
+		hcfg := hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db, Tenure: tenure})
+		hcfg.Secrets = append(hcfg.Secrets, dbSecrets(db)...)
+		hc, err := hexclient.New(hcfg)
+		if err != nil {
+			return nil, err
+		}
+		metrics.SetClientStats(hc.Stats)
+		return scheduler.New(scheduler.Config{
+			Clock:    clk,
+			Logger:   log,
+			Store:    db,
+			Hex:      hc,
+			Notifier: scheduler.SystemdNotifier{},
+			Metrics:  metrics,
+			Load:     func() (*planner.Config, error) { return loadConfig(f.config) },
+			Horizon:  f.horizon,
+			Tenure:   tenure,
+			Shared:   shared,
+		})
 	}
-	metrics.SetClientStats(hc.Stats)
-	d, err := scheduler.New(scheduler.Config{
-		Clock:    clk,
-		Logger:   log,
-		Store:    db,
-		Hex:      hc,
-		Notifier: scheduler.SystemdNotifier{},
-		Metrics:  metrics,
-		Load:     func() (*planner.Config, error) { return loadConfig(f.config) },
-		Horizon:  f.horizon,
-		Tenure:   tenure,
-	})
-	if err != nil {
-		return err
+	var current atomic.Pointer[scheduler.Daemon] // the daemon of the term in force; nil while standing by
+	healthy := func() error {
+		if d := current.Load(); d != nil {
+			return d.Healthy()
+		}
+		return nil // a standby is healthy
+	}
+	var d *scheduler.Daemon
+	if !shared {
+		// The lock proves no other daemon of this file is alive: take the lease at once.
+		tenure, err := registerProcess(ctx, db, state.RoleDaemon, clk, ttl, log)
+		if err != nil {
+			return err
+		}
+		if d, err = term(tenure); err != nil {
+			return err
+		}
+		current.Store(d)
 	}
 	if metrics != nil {
 		// Every series at its value before the first scrape (the daemon repeats this
@@ -266,13 +292,33 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		go func() {
-			if err := metrics.Serve(ctx, ln, d.Healthy); err != nil {
+			if err := metrics.Serve(ctx, ln, healthy); err != nil {
 				log.Error("metrics server stopped", "err", err)
 			}
 		}()
 		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
-	return d.Run(ctx, reload)
+	if !shared {
+		return d.Run(ctx, reload)
+	}
+	host, _ := os.Hostname()
+	return scheduler.Lead(ctx, scheduler.LeadConfig{
+		Store:    db,
+		Tenure:   scheduler.TenureConfig{Host: host, PID: os.Getpid(), Clock: clk, TTL: ttl, Logger: log},
+		Notifier: scheduler.SystemdNotifier{},
+		Metrics:  metrics,
+		Logger:   log,
+		Run: func(ctx context.Context, t *scheduler.Tenure) error {
+			d, err := term(t)
+			if err != nil {
+				_ = t.Release(context.WithoutCancel(ctx))
+				return err
+			}
+			current.Store(d)
+			defer current.Store(nil)
+			return d.Run(ctx, reload)
+		},
+	})
 }
 
 // simDBName is the database `run --simulate` uses without --db.
@@ -305,7 +351,7 @@ func removeSimDB(ctx context.Context, path string) error {
 
 // registerProcess records this process as an owner of db's triggers (the daemon also
 // takes the lease): see docs/state.md, "One daemon per database".
-func registerProcess(ctx context.Context, db *state.DB, role state.Role, clk clock.Clock, ttl time.Duration, log *slog.Logger) (*scheduler.Tenure, error) {
+func registerProcess(ctx context.Context, db scheduler.TenureStore, role state.Role, clk clock.Clock, ttl time.Duration, log *slog.Logger) (*scheduler.Tenure, error) {
 	host, _ := os.Hostname()
 	return scheduler.Register(ctx, scheduler.TenureConfig{
 		Store: db, Role: role, Lead: role == state.RoleDaemon, Host: host, PID: os.Getpid(), Clock: clk, TTL: ttl, Logger: log,

@@ -30,12 +30,18 @@ A schedule the database knows but the config does not (a reload removed it) is m
 "(removed)"; its runs still going are tracked by the daemon to their end. Every run of
 a schedule still going besides the last one gets a line of its own.
 
+The last line names the leader: the daemon that holds the database's lease and
+triggers the schedules, its host and pid, and since when (with PostgreSQL, the other
+daemons stand by).
+
 Times are shown in the config's default timezone (UTC without a config). --json prints
 one object (times RFC 3339 in UTC, null when unset):
   {"now", "schedules": [{"name", "removed" (true: not in the config),
    "last": RUN or null, "in_flight": [RUN, ...] (runs still going besides last),
    "next": RFC3339 or null}],
-   "budget": [{"rule": "60/1h", "used", "limit" (limit minus reserve), "reserve"}]}
+   "budget": [{"rule": "60/1h", "used", "limit" (limit minus reserve), "reserve"}],
+   "leader": {"epoch", "live" (its lease has not lapsed), "host", "pid", "since",
+   "expires"} (host to expires null when nobody leads)}
   where RUN is {"slot", "kind", "state", "nominal", "triggered", "elapsed_seconds",
    "run_id", "run_url", "reason"}
 
@@ -52,6 +58,14 @@ type statusReport struct {
 	Source    string // where the schedules come from, for the header
 	Schedules []scheduleStatus
 	Budget    []ruleUse
+	Leader    leaderStatus
+}
+
+// leaderStatus is who holds the database's lease: the daemon that triggers schedules.
+type leaderStatus struct {
+	Lease state.Lease
+	Owner *state.Owner // the leader's registration; nil when unknown or nobody leads
+	Live  bool         // the lease has not expired (by the database's clock)
 }
 
 type scheduleStatus struct {
@@ -72,7 +86,7 @@ func cmdStatus(e *env, args []string) int {
 	var dbFlag, configFlag string
 	var asJSON bool
 	fs := newFlagSet(e, "status", statusUsage)
-	fs.StringVar(&dbFlag, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
+	fs.StringVar(&dbFlag, "db", "", "database: a SQLite file, or a postgres:// URL (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.StringVar(&configFlag, "config", "", "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml, when it exists)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	pos, code, ok := parseFlags(fs, args)
@@ -88,7 +102,7 @@ func cmdStatus(e *env, args []string) int {
 	if err != nil {
 		return fail(e.stderr, "status", err)
 	}
-	db, err := openDB(ctx, dbPathOr(dbFlag, e.getenv), true)
+	db, err := openDB(ctx, dbTarget(dbFlag, conf, e.getenv), true)
 	if err != nil {
 		return fail(e.stderr, "status", err)
 	}
@@ -109,7 +123,7 @@ func cmdStatus(e *env, args []string) int {
 }
 
 // buildStatus reads everything status shows; conf may be nil.
-func buildStatus(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time) (*statusReport, error) {
+func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time.Time) (*statusReport, error) {
 	rep := &statusReport{Now: now, Loc: time.UTC, Source: "the database (no config file)"}
 	rules := planner.DefaultTriggers()
 	if conf != nil {
@@ -117,6 +131,10 @@ func buildStatus(ctx context.Context, db *state.DB, conf *planner.Config, now ti
 		if rep.Loc == nil {
 			rep.Loc = time.UTC
 		}
+	}
+	var err error
+	if rep.Leader, err = readLeader(ctx, db, now); err != nil {
+		return nil, err
 	}
 	last, err := db.LastRunPerSchedule(ctx)
 	if err != nil {
@@ -197,7 +215,7 @@ func buildStatus(ctx context.Context, db *state.DB, conf *planner.Config, now ti
 // does: the ledger's recent attempts count in every rule, slots already past planned
 // are not planned again, and windows still open at now are planned too. It returns the
 // first planned firing of each schedule.
-func plannedNext(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time) (map[string]scheduleStatus, error) {
+func plannedNext(ctx context.Context, db stateDB, conf *planner.Config, now time.Time) (map[string]scheduleStatus, error) {
 	var maxWindow time.Duration
 	for _, s := range conf.Schedules {
 		maxWindow = max(maxWindow, s.Window)
@@ -301,7 +319,53 @@ func writeStatusTable(w io.Writer, rep *statusReport) error {
 		}
 		fmt.Fprintln(tw, line)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\nLeader (the daemon that triggers schedules): %s\n", leaderLine(rep))
+	return err
+}
+
+// readLeader reads the lease and its holder's registration.
+func readLeader(ctx context.Context, db stateDB, now time.Time) (leaderStatus, error) {
+	l, err := db.CurrentLease(ctx)
+	if err != nil {
+		return leaderStatus{}, err
+	}
+	ls := leaderStatus{Lease: l, Live: l.Owner != "" && now.Before(l.Expires)}
+	if l.Owner == "" {
+		return ls, nil
+	}
+	owners, err := db.Owners(ctx)
+	if err != nil {
+		return leaderStatus{}, err
+	}
+	for _, o := range owners {
+		if o.ID == l.Owner {
+			ls.Owner = &o
+		}
+	}
+	return ls, nil
+}
+
+// leaderLine says who leads: "hexcron on HOST (pid N) since T (lease epoch E)".
+func leaderLine(rep *statusReport) string {
+	ls := rep.Leader
+	switch {
+	case ls.Lease.Epoch == 0:
+		return "none yet: no daemon has run on this database"
+	case ls.Lease.Owner == "":
+		return fmt.Sprintf("none: the last leader stopped at %s (lease epoch %d)", fmtTime(ls.Lease.Expires, rep.Loc), ls.Lease.Epoch)
+	}
+	who := "owner " + ls.Lease.Owner
+	if o := ls.Owner; o != nil {
+		who = fmt.Sprintf("hexcron on %s (pid %d)", o.Host, o.PID)
+	}
+	line := fmt.Sprintf("%s since %s (lease epoch %d)", who, fmtTime(ls.Lease.Since, rep.Loc), ls.Lease.Epoch)
+	if !ls.Live {
+		line += fmt.Sprintf("; its lease lapsed at %s: it stopped or is cut off, and a standby takes over", fmtTime(ls.Lease.Expires, rep.Loc))
+	}
+	return line
 }
 
 // slotColumns is how the status table shows one slot: nominal, state, triggered,
@@ -327,6 +391,16 @@ type statusJSON struct {
 	Now       *string              `json:"now"`
 	Schedules []scheduleStatusJSON `json:"schedules"`
 	Budget    []budgetJSON         `json:"budget"`
+	Leader    leaderJSON           `json:"leader"`
+}
+
+type leaderJSON struct {
+	Epoch   int64   `json:"epoch"`
+	Live    bool    `json:"live"`
+	Host    *string `json:"host"`
+	PID     *int    `json:"pid"`
+	Since   *string `json:"since"`
+	Expires *string `json:"expires"`
 }
 
 type scheduleStatusJSON struct {
@@ -378,6 +452,14 @@ func writeStatusJSON(w io.Writer, rep *statusReport) error {
 	}
 	for _, b := range rep.Budget {
 		out.Budget = append(out.Budget, budgetJSON{Rule: ruleName(b.Rule), Used: b.Used, Limit: b.Rule.Effective(), Reserve: b.Rule.Reserve})
+	}
+	ls := rep.Leader
+	out.Leader = leaderJSON{Epoch: ls.Lease.Epoch, Live: ls.Live}
+	if ls.Lease.Owner != "" {
+		out.Leader.Since, out.Leader.Expires = jsonTime(ls.Lease.Since), jsonTime(ls.Lease.Expires)
+		if o := ls.Owner; o != nil {
+			out.Leader.Host, out.Leader.PID = &o.Host, &o.PID
+		}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -272,6 +272,14 @@ func TestStatusJSONFields(t *testing.T) {
 			Limit   int    `json:"limit"`
 			Reserve int    `json:"reserve"`
 		} `json:"budget"`
+		Leader struct {
+			Epoch   int64   `json:"epoch"`
+			Live    bool    `json:"live"`
+			Host    *string `json:"host"`
+			PID     *int    `json:"pid"`
+			Since   *string `json:"since"`
+			Expires *string `json:"expires"`
+		} `json:"leader"`
 	}
 	parse := func(t *testing.T, args ...string) doc {
 		t.Helper()

@@ -90,7 +90,7 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 	var f triggerFlags
 	fs := newFlagSet(e, "trigger", triggerUsage)
 	fs.StringVar(&f.config, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
-	fs.StringVar(&f.db, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
+	fs.StringVar(&f.db, "db", "", "database: a SQLite file, or a postgres:// URL (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.Var(&f.params, "param", "input param `k=v` overriding the schedule's (repeatable)")
 	fs.BoolVar(&f.wait, "wait", false, "wait until the run ends; exit 0 only if it COMPLETED")
 	fs.DurationVar(&f.timeout, "timeout", 0, "with --wait: stop waiting after this long (default: the schedule's timeout); the run is not cancelled")
@@ -139,7 +139,7 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 	} else if err != nil {
 		return fail(e.stderr, "trigger", fmt.Errorf("hex token: %w", err))
 	}
-	db, err := openDB(ctx, dbPathOr(f.db, e.getenv), false)
+	db, err := openDB(ctx, dbTarget(f.db, conf, e.getenv), false)
 	if err != nil {
 		return fail(e.stderr, "trigger", err)
 	}
@@ -163,7 +163,9 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 			fmt.Fprintf(e.stderr, "hexcron trigger: %v\n", err)
 		}
 	}()
-	hc, err := hexclient.New(hexClientConfig(conf, conf.Hex.BaseURL, token, clk, log, nil, scheduler.Ledger{DB: db, Tenure: tenure}))
+	hcfg := hexClientConfig(conf, conf.Hex.BaseURL, token, clk, log, nil, scheduler.Ledger{DB: db, Tenure: tenure})
+	hcfg.Secrets = append(hcfg.Secrets, dbSecrets(db)...)
+	hc, err := hexclient.New(hcfg)
 	if err != nil {
 		return fail(e.stderr, "trigger", err)
 	}
@@ -224,7 +226,7 @@ func manualInputs(s *planner.Schedule, params paramFlag) (map[string]string, map
 // manualTrigger is one run of hexcron trigger.
 type manualTrigger struct {
 	e    *env
-	db   *state.DB
+	db   stateDB
 	conf *planner.Config
 	s    *planner.Schedule
 	hc   *hexclient.Client

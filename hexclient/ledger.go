@@ -2,6 +2,7 @@ package hexclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -20,6 +21,20 @@ type Ledger interface {
 	// it never reached Hex, so it does not count against the budget, and its slot's
 	// claim is undone (see state.DB.Void).
 	Void(ctx context.Context, id int64, at time.Time) error
+}
+
+// ErrLedgerUnavailable marks a Ledger error after which admission may succeed later
+// without anything having been sent: the ledger's database is unreachable, or this
+// process's right to admit (a lease) is being renewed. Trigger waits with backoff and
+// asks again, until the request's deadline.
+var ErrLedgerUnavailable = errors.New("ledger unavailable")
+
+// Holder is implemented by a Ledger that admits on behalf of a right that can lapse
+// (the daemon's lease). Trigger calls Holds right before sending an admitted attempt;
+// when it is not nil the attempt is voided (never sent), and Trigger waits and asks
+// again when the error matches ErrLedgerUnavailable, else it ends with that error.
+type Holder interface {
+	Holds(now time.Time) error
 }
 
 // MemLedger is an in-memory Ledger, safe for concurrent use. It is shared by the

@@ -46,6 +46,10 @@ type Triggered struct {
 // errDeadlineReached is internal: a wait ended at the slot's deadline.
 var errDeadlineReached = errors.New("deadline reached")
 
+// ledgerBackoff paces asking an unavailable ledger again: its database comes back in
+// seconds (a restart, a failover), and then the trigger should go at once.
+var ledgerBackoff = Backoff{Base: 250 * time.Millisecond, Cap: 5 * time.Second}
+
 // triggerRun is the state of one Trigger call.
 type triggerRun struct {
 	c          *Client
@@ -57,6 +61,7 @@ type triggerRun struct {
 	firstAmb   time.Time // send time of this call's first ambiguous attempt (adoption cutoff)
 	pend       *pending  // this call's entry among the client's unresolved attempts
 	ambN       int       // ambiguous or unreachable outcomes so far (backoff exponent)
+	ledgerN    int       // admissions refused with ErrLedgerUnavailable in a row (backoff exponent)
 	last       error
 }
 
@@ -355,13 +360,38 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			aid, wait, err = c.ledger.Admit(ctx, now, b.Since(now), t.req.Slot, func(a []Attempt) time.Duration { return b.Wait(now, a) })
 			return err == nil && wait <= 0, err
 		})
+		if err == nil && rbDone != nil {
+			if h, ok := c.ledger.(Holder); ok {
+				if herr := h.Holds(c.clock.Now()); herr != nil {
+					// Admitted, but no longer entitled to send: never sent, so not an attempt.
+					rbDone(now)
+					if verr := c.ledger.Void(context.WithoutCancel(ctx), aid, c.clock.Now()); verr != nil {
+						t.log.Warn("could not void an attempt that was never sent", KeyErr, verr)
+					}
+					err = herr
+				}
+			}
+		}
 		if err != nil {
 			c.releaseProject(project)
 			if ctx.Err() != nil {
 				return "", 0, time.Time{}, nil, t.canceledErr(ctx.Err())
 			}
+			if errors.Is(err, ErrLedgerUnavailable) {
+				// Nothing was sent. Whoever owns the ledger reports the outage; this
+				// trigger waits and asks again while its window lasts.
+				t.last = err
+				wait := 100*time.Millisecond + c.jitter(ledgerBackoff, t.ledgerN)
+				t.ledgerN++
+				t.log.Debug("ledger unavailable; not sent, asking again", KeyErr, err, KeyWait, wait)
+				if err := c.sleepUntil(ctx, now.Add(wait), t.req.Deadline, nil); err != nil {
+					return "", 0, time.Time{}, nil, t.stopErr(err)
+				}
+				continue
+			}
 			return "", 0, time.Time{}, nil, fmt.Errorf("hexclient: trigger %s: %w", t.req.Slot, err)
 		}
+		t.ledgerN = 0
 		if rbDone != nil {
 			return tok, aid, now, rbDone, nil
 		}

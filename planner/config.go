@@ -39,6 +39,7 @@ type Config struct {
 	File      string         // the file name the config was parsed from
 	Hex       Hex            // where Hex is and where the token file is
 	Budget    Budget         // the Hex user's caps
+	State     State          // where the database is
 	Location  *time.Location // defaults.timezone (UTC when absent): plan hours are shown in it
 	Schedules []Schedule     // in file order
 	Warnings  []Problem      // things that are allowed but probably not meant
@@ -48,6 +49,13 @@ type Config struct {
 type Hex struct {
 	BaseURL   string // Hex's API root as SCHEME://HOST/api/v1 (see NormalizeBaseURL)
 	TokenFile string // optional; the token comes first from $CREDENTIALS_DIRECTORY/hex-token, then $HEX_API_TOKEN
+}
+
+// State says where hexcron keeps its state.
+type State struct {
+	// URL is a postgres:// URL (without a password) of a database several machines
+	// share; "" means the SQLite file (--db, or the default path).
+	URL string
 }
 
 // Budget holds the caps of the Hex user hexcron triggers as.

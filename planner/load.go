@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,7 +36,8 @@ const maxNodes = 1_000_000
 // Keys accepted in each mapping; schedule keys may also be set under defaults except
 // these.
 var (
-	topKeys        = []string{"hex", "budget", "defaults", "schedules"}
+	topKeys        = []string{"hex", "budget", "state", "defaults", "schedules"}
+	stateKeys      = []string{"url"}
 	hexKeys        = []string{"base_url", "token_file"}
 	budgetKeys     = []string{"triggers", "reads", "min_spacing", "max_running"}
 	ruleKeys       = []string{"limit", "per", "reserve"}
@@ -162,6 +164,8 @@ func (d *decoder) parse(data []byte) *Config {
 			d.hex(e.v, cfg)
 		case "budget":
 			d.budget(e.v, cfg)
+		case "state":
+			d.state(e.v, cfg)
 		case "defaults":
 			defaults = d.sched(e.v, "defaults", defaultKeys)
 		case "schedules":
@@ -442,6 +446,41 @@ func (d *decoder) hex(n *yaml.Node, cfg *Config) {
 			}
 		}
 	}
+}
+
+// state decodes the state section: where the database is. (One place for every key of
+// the section.)
+func (d *decoder) state(n *yaml.Node, cfg *Config) {
+	for _, e := range d.fields(n, "state", stateKeys) {
+		switch e.key {
+		case "url":
+			if s, ok := d.str(e.v, e.field); ok {
+				if err := checkStateURL(s); err != nil {
+					d.errorf(e.v, e.field, "%v", err)
+				} else {
+					cfg.State.URL = s
+				}
+			}
+		}
+	}
+}
+
+// checkStateURL accepts a postgres:// URL without a password (the password never
+// lives in the config: $CREDENTIALS_DIRECTORY/db-password, $PGPASSWORD or
+// $PGPASSFILE). The state package checks the rest when it connects.
+func checkStateURL(s string) error {
+	l := strings.ToLower(s)
+	if !strings.HasPrefix(l, "postgres://") && !strings.HasPrefix(l, "postgresql://") {
+		return fmt.Errorf("want a postgres://USER@HOST:PORT/DATABASE URL (a SQLite file is chosen with --db, or is the default)")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a valid URL")
+	}
+	if _, has := u.User.Password(); has || u.Query().Has("password") {
+		return fmt.Errorf("the URL carries a password: remove it; the password comes from $CREDENTIALS_DIRECTORY/db-password (systemd LoadCredential=), $PGPASSWORD or $PGPASSFILE, never from this file")
+	}
+	return nil
 }
 
 func (d *decoder) budget(n *yaml.Node, cfg *Config) {

@@ -50,12 +50,21 @@ type Config struct {
 	// renewed, stops triggering when it is fenced, and releases it on a clean stop. Its
 	// ledger must admit under it. nil: no fencing (tests).
 	Tenure *Tenure
+	// Shared is set when the database is on a server that several machines share
+	// (PostgreSQL), where other daemons stand by and the connection can be lost:
+	//   - once fenced, Run stops triggering at once, lets its triggers end, and returns
+	//     an error matching state.ErrFenced, so that the process stands by again (see
+	//     Lead); without it a fenced daemon keeps running, triggering nothing, until
+	//     stopped;
+	//   - an unreachable database is an outage the daemon rides out (outage.go).
+	Shared bool
 }
 
 // Daemon is the scheduling loop. Run it once.
 type Daemon struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	guard *guardedStore // cfg.Store when Shared: rides out database outages (outage.go)
+	log   *slog.Logger  // lines about the database being unreachable are logged at DEBUG
 
 	mu   sync.Mutex
 	conf *planner.Config
@@ -122,9 +131,15 @@ func New(cfg Config) (*Daemon, error) {
 	def(&cfg.Heartbeat, 30*time.Second)
 	def(&cfg.Reconcile, 45*time.Second)
 	def(&cfg.Grace, 10*time.Second)
+	var guard *guardedStore
+	if cfg.Shared {
+		guard = newGuardedStore(cfg.Store, cfg.Logger, cfg.Clock)
+		cfg.Store = guard
+	}
 	return &Daemon{
 		cfg:       cfg,
-		log:       cfg.Logger,
+		guard:     guard,
+		log:       slog.New(demoteHandler{cfg.Logger.Handler()}),
 		extra:     map[string]planner.Firing{},
 		unplaced:  map[string]planner.Unplaced{},
 		announced: map[string]time.Time{},
@@ -196,6 +211,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	d.replan(ctx, now)
 	d.cfg.Notifier.Notify("READY=1")
+	d.cfg.Metrics.SetLeader(d.cfg.Tenure == nil || d.cfg.Tenure.Err() == nil)
 	d.notifyStatus(ctx, now)
 	d.log.Info("hexcron running", "schedules", len(conf.Schedules), "horizon", d.cfg.Horizon, "firings_planned", len(d.plan))
 	d.startPreflight(ctx, conf, true)
@@ -257,7 +273,26 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		case <-t.C():
 		}
 		t.Stop()
+		if d.fenced && d.cfg.Shared {
+			stopPoll()
+			<-pollDone
+			return d.yield(stopTriggers)
+		}
 	}
+}
+
+// yield ends the run of a fenced daemon that has standbys: its triggers are stopped
+// (their admissions are refused anyway), their goroutines awaited, and its owner row
+// released; the new leader's recovery settles whatever they left.
+func (d *Daemon) yield(stopTriggers context.CancelFunc) error {
+	stopTriggers()
+	ctx := context.Background()
+	for len(d.inflight) > 0 {
+		d.handle(ctx, nil, <-d.events)
+	}
+	d.wg.Wait()
+	d.releaseTenure(ctx)
+	return fmt.Errorf("scheduler: %w", d.cfg.Tenure.Err())
 }
 
 // Healthy reports an error while the daemon has not finished starting, or when its

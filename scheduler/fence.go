@@ -42,6 +42,13 @@ func (d *Daemon) fence(err error) {
 	clear(d.unplaced)
 	clear(d.held)
 	clear(d.queued)
+	d.cfg.Metrics.SetLeader(false)
+	if d.cfg.Shared {
+		d.log.Error("this daemon lost the lease: another hexcron daemon took over (this one was paused, cut off or too slow "+
+			"to renew past its lease); it triggers nothing and stands by again", keyErr, err)
+		d.cfg.Notifier.Notify("STATUS=standby: lost the lease to another hexcron daemon")
+		return
+	}
 	d.log.Error("this daemon no longer leads the database: it triggers nothing from now on. "+
 		"Another hexcron daemon took its lease (two daemons reached one database, or this one was paused past its lease); "+
 		"stop this one", keyErr, err)

@@ -11,10 +11,17 @@ import (
 	"hexcron/state"
 )
 
-// Ledger lets the Hex client's budget admit triggers against the SQLite ledger, so
-// that every process on the machine using the same database shares one budget.
+// LedgerStore is what the Ledger needs of the database (*state.DB, *postgres.DB).
+type LedgerStore interface {
+	Admit(ctx context.Context, by state.Holder, now, since time.Time, slot string, decide func([]state.Attempt) time.Duration) (int64, time.Duration, error)
+	Complete(ctx context.Context, id int64, done time.Time) error
+	Void(ctx context.Context, id int64, at time.Time) error
+}
+
+// Ledger lets the Hex client's budget admit triggers against the database's ledger,
+// so that every process using the same database shares one budget.
 type Ledger struct {
-	DB *state.DB
+	DB LedgerStore
 	// Tenure is the registration this process admits under (the daemon's lease, a
 	// `hexcron trigger`'s owner row). nil admits anonymously, without fencing (tests).
 	Tenure *Tenure
@@ -24,12 +31,14 @@ type Ledger struct {
 // transaction (see state.DB.Admit), on behalf of l.Tenure: it first makes sure the
 // tenure still holds (a local check, renewing when the last renewal is too old), and
 // the database checks it again inside the transaction. A fenced tenure gets an error
-// matching state.ErrFenced.
+// matching state.ErrFenced. A database that cannot be reached, or a lease that lapsed
+// while it was being renewed, gives an error matching hexclient.ErrLedgerUnavailable:
+// the Hex client waits and asks again (nothing was sent).
 func (l Ledger) Admit(ctx context.Context, now, since time.Time, slot string, decide func([]hexclient.Attempt) time.Duration) (int64, time.Duration, error) {
 	var by state.Holder
 	if l.Tenure != nil {
 		if err := l.Tenure.Ensure(ctx, now); err != nil {
-			return 0, 0, fmt.Errorf("admit: %w", err)
+			return 0, 0, ledgerError(err)
 		}
 		by = l.Tenure.Holder()
 	}
@@ -39,7 +48,36 @@ func (l Ledger) Admit(ctx context.Context, now, since time.Time, slot string, de
 	if l.Tenure != nil && errors.Is(err, state.ErrFenced) {
 		l.Tenure.fence(err)
 	}
-	return id, wait, err
+	if l.Tenure != nil && errors.Is(err, state.ErrLeaseLapsed) {
+		l.Tenure.lapsed() // renew before the next admission
+	}
+	if err != nil {
+		return 0, 0, ledgerError(err)
+	}
+	return id, wait, nil
+}
+
+// ledgerError marks the errors after which admission may succeed later (the database
+// unreachable, the lease lapsed or not renewed in time, but not fenced) as
+// hexclient.ErrLedgerUnavailable.
+func ledgerError(err error) error {
+	if errors.Is(err, state.ErrUnreachable) || errors.Is(err, state.ErrLeaseLapsed) || errors.Is(err, errNotRenewed) {
+		return fmt.Errorf("admit: %w: %w", hexclient.ErrLedgerUnavailable, err)
+	}
+	return fmt.Errorf("admit: %w", err)
+}
+
+// Holds is the check made right before an admitted attempt is sent (hexclient.Holder):
+// the tenure still covers now. A tenure fenced since gives its fencing error; one whose
+// renewals are late gives an error matching hexclient.ErrLedgerUnavailable.
+func (l Ledger) Holds(now time.Time) error {
+	if l.Tenure == nil {
+		return nil
+	}
+	if err := l.Tenure.Check(now); err != nil {
+		return ledgerError(err)
+	}
+	return nil
 }
 
 // BudgetAttempts are the ledger's rows as the budget math (admission and the plan)
@@ -62,4 +100,7 @@ func (l Ledger) Void(ctx context.Context, id int64, at time.Time) error {
 	return l.DB.Void(ctx, id, at)
 }
 
-var _ hexclient.Ledger = Ledger{}
+var (
+	_ hexclient.Ledger = Ledger{}
+	_ hexclient.Holder = Ledger{}
+)

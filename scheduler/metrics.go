@@ -105,6 +105,7 @@ type Metrics struct {
 	interval         *prometheus.GaugeVec
 	reloads          *prometheus.CounterVec
 	reloadOK         prometheus.Gauge
+	leader           prometheus.Gauge
 
 	mu        sync.Mutex
 	schedules map[string]bool      // the schedules with series: those of the config in force, and any an event named since
@@ -195,6 +196,10 @@ func NewMetrics(version string) *Metrics {
 			Name: "hexcron_config_last_reload_successful",
 			Help: "1 when the config in force is the file as it was last read, 0 after a reload failed (the old config kept running).",
 		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hexcron_leader",
+			Help: "1 while this daemon holds the database's lease and triggers schedules; 0 while it stands by (another daemon leads) or was fenced.",
+		}),
 		schedules: map[string]bool{},
 		rules:     map[string]bool{},
 		lastOK:    map[string]time.Time{},
@@ -204,7 +209,7 @@ func NewMetrics(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.buildInfo, m.triggers, m.skips, m.attempts, m.holds, m.runs, m.budgetUsed, m.budgetLimit,
 		m.lateness, m.nextFiring, m.loopAlive, m.triggersInFlight, m.runsInFlight,
-		m.rateLimited, m.reconciles, m.lastSuccess, m.interval, m.reloads, m.reloadOK,
+		m.rateLimited, m.reconciles, m.lastSuccess, m.interval, m.reloads, m.reloadOK, m.leader,
 		clientCollector{m},
 	)
 	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
@@ -515,6 +520,18 @@ func (m *Metrics) SetLoop(now time.Time, n int) {
 	}
 	m.loopAlive.Set(unixSeconds(now))
 	m.triggersInFlight.Set(float64(n))
+}
+
+// SetLeader records whether this daemon leads (holds the lease) or stands by.
+func (m *Metrics) SetLeader(leads bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if leads {
+		v = 1
+	}
+	m.leader.Set(v)
 }
 
 // SetRunsInFlight records how many runs Hex accepted that have not ended.

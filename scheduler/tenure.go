@@ -113,18 +113,37 @@ func (t *Tenure) Err() error {
 }
 
 // Check is nil while this process may admit at now: it is not fenced and its last
-// successful renewal still covers now. Otherwise it returns an error matching
-// state.ErrFenced.
+// successful renewal still covers now. Otherwise it returns the fencing error (matching
+// state.ErrFenced), or an error saying the renewals are late.
 func (t *Tenure) Check(now time.Time) error {
 	if err := t.Err(); err != nil {
 		return err
 	}
 	if exp := time.Unix(0, t.expires.Load()); !now.Before(exp) {
-		return &state.FencedError{Owner: t.owner.ID, Epoch: t.epoch,
-			Why: "its registration was last renewed for until " + exp.UTC().Format(time.RFC3339Nano) + " (renewals are failing or late)"}
+		return &notRenewedError{owner: t.owner.ID, epoch: t.epoch, until: exp}
 	}
 	return nil
 }
+
+// errNotRenewed matches a Check that failed only because the last renewal is too old
+// (the database is unreachable or slow): not fenced, it may admit again once renewed.
+var errNotRenewed = errors.New("not renewed in time")
+
+type notRenewedError struct {
+	owner string
+	epoch int64
+	until time.Time
+}
+
+func (e *notRenewedError) Error() string {
+	return fmt.Sprintf("owner %s (lease epoch %d) was last renewed for until %s: renewals are failing or late; not admitting until one succeeds",
+		e.owner, e.epoch, e.until.UTC().Format(time.RFC3339Nano))
+}
+
+func (e *notRenewedError) Is(target error) bool { return target == errNotRenewed }
+
+// lapsed makes the next Ensure renew (the database said the lease expired by its clock).
+func (t *Tenure) lapsed() { t.expires.Store(0) }
 
 // fence marks the tenure lost (once) with err.
 func (t *Tenure) fence(err error) {
@@ -138,6 +157,7 @@ func (t *Tenure) fence(err error) {
 // process is fenced.
 func (t *Tenure) Keep(ctx context.Context) {
 	c := t.cfg.Clock
+	failing := false
 	for {
 		if err := clock.Sleep(ctx, c, t.cfg.TTL/3); err != nil {
 			return
@@ -155,7 +175,20 @@ func (t *Tenure) Keep(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			t.cfg.Logger.Warn("could not renew this process's registration in the database; retrying", keyErr, err)
+			// Once per streak of failures: the database being down is reported by
+			// whoever depends on it (the daemon logs the outage once).
+			level := slog.LevelWarn
+			if failing {
+				level = slog.LevelDebug
+			}
+			failing = true
+			t.cfg.Logger.Log(ctx, level, "could not renew this process's registration in the database; retrying "+
+				"(it admits nothing while its last renewal has expired)", keyErr, err)
+			continue
+		}
+		if failing {
+			t.cfg.Logger.Info("renewed this process's registration in the database again")
+			failing = false
 		}
 	}
 }
