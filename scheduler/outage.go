@@ -352,4 +352,3 @@ func aboutOutage(r slog.Record) bool {
 	})
 	return found
 }
-
