@@ -84,6 +84,8 @@ type Daemon struct {
 	reloads    reloadState // see reload.go
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
+	endTerm       context.CancelFunc // cancels Run's context (see yield)
+	deferred      []triggerDone      // outcomes to record once the lease is renewed (see entitled)
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -170,6 +172,10 @@ func (d *Daemon) config() *planner.Config {
 // fires the plan until ctx is done. A request on reload re-reads the config. Run returns
 // nil after a clean stop.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
+	// A fenced daemon with standbys ends its own goroutines (recovery's included) and
+	// returns: its context is cancelled then (see yield).
+	ctx, d.endTerm = context.WithCancel(ctx)
+	defer d.endTerm()
 	conf, err := d.cfg.Load()
 	if err != nil {
 		return fmt.Errorf("load config: %w", err)
@@ -238,13 +244,25 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			nextBeat = now.Add(d.cfg.Heartbeat)
 			d.notifyStatus(ctx, now)
-			d.settleOrphans(ctx, now)
+			if d.entitled(ctx, now) {
+				d.settleOrphans(ctx, now)
+			}
 		}
 		if !now.Before(d.nextReplan) {
 			d.replan(ctx, now)
 		}
-		d.fireDue(ctx, trigCtx, now)
-		d.expire(ctx, now)
+		entitled := d.entitled(ctx, now)
+		if entitled && len(d.deferred) > 0 {
+			deferred := d.deferred
+			d.deferred = nil
+			for _, ev := range deferred {
+				d.handle(ctx, trigCtx, ev)
+			}
+		}
+		if entitled {
+			d.fireDue(ctx, trigCtx, now)
+			d.expire(ctx, now)
+		}
 
 		wake := minTime(d.nextReplan, nextBeat)
 		if len(d.plan) > 0 {
@@ -256,6 +274,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		for _, f := range d.held {
 			wake = minTime(wake, f.Deadline.Add(time.Second))
+		}
+		if !entitled && !d.fenced {
+			wake = minTime(wake, now.Add(time.Second)) // renew and act as soon as the lease allows
 		}
 		t := c.NewTimer(wake.Sub(now))
 		select {
@@ -281,11 +302,32 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 }
 
+// entitled reports whether the daemon may decide slots' fates at now (fire, skip,
+// settle): always with a database of its own; with a shared one, while its lease
+// covers now, renewing it when its last renewal is too old (after a pause, or while
+// the database was unreachable). A daemon whose lease lapsed must not skip a slot
+// another daemon may have taken over; once renewed, or fenced, it knows.
+func (d *Daemon) entitled(ctx context.Context, now time.Time) bool {
+	t := d.cfg.Tenure
+	if !d.cfg.Shared || t == nil {
+		return true
+	}
+	if d.fenced {
+		return false
+	}
+	err := t.Ensure(ctx, now)
+	if errors.Is(err, state.ErrFenced) {
+		d.fence(err)
+	}
+	return err == nil
+}
+
 // yield ends the run of a fenced daemon that has standbys: its triggers are stopped
 // (their admissions are refused anyway), their goroutines awaited, and its owner row
 // released; the new leader's recovery settles whatever they left.
 func (d *Daemon) yield(stopTriggers context.CancelFunc) error {
 	stopTriggers()
+	d.endTerm()
 	ctx := context.Background()
 	for len(d.inflight) > 0 {
 		d.handle(ctx, nil, <-d.events)
@@ -683,6 +725,13 @@ func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
 	}
 	if errors.Is(ev.err, state.ErrSlotTaken) {
 		d.log.Info("slot already triggered elsewhere", keySchedule, f.Schedule, keySlot, f.Slot)
+		return
+	}
+	if !d.entitled(ctx, now) {
+		// The lease lapsed while this trigger waited (a pause, the database down):
+		// its fate is decided once the lease is renewed, or by the daemon that took it.
+		d.log.Debug("trigger ended while the lease is not renewed; deciding its slot later", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, ev.err)
+		d.deferred = append(d.deferred, ev)
 		return
 	}
 	d.nextReplan = time.Time{}
