@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"hexcron/internal/pgtest"
 	"hexcron/state"
 )
 
@@ -44,7 +45,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build hexcron for the end-to-end tests:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m) // stops the PostgreSQL cluster of the e2e_postgres tests
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

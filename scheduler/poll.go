@@ -185,6 +185,13 @@ func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason s
 		elapsed, version = s.Elapsed, s.ProjectVersion
 	}
 	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Ended: at, Elapsed: elapsed, ProjectVersion: version}); err != nil {
+		var te *state.TransitionError
+		if errors.As(err, &te) && te.From.Terminal() {
+			// Another process recorded its end first (a daemon that took over, or
+			// `hexcron trigger --wait`): nothing left to do.
+			d.log.Debug("run end already recorded", keySlot, r.Key, keyRun, r.RunID, "state", string(te.From))
+			return
+		}
 		d.log.Error("record run end", keySlot, r.Key, keyErr, err)
 		return
 	}
