@@ -190,7 +190,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	cmd := s.command(context.Background(), "postgres", "-D", s.data(), "-p", strconv.Itoa(s.Port), "-k", s.Dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", // a crash of the server (not of the machine) loses no commit: the page cache keeps them
 		"-c", "max_connections=200", "-c", "shared_buffers=32MB")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if cmd.SysProcAttr == nil {
@@ -290,6 +290,12 @@ func (s *Server) Restart(ctx context.Context) error {
 	s.kill(syscall.SIGQUIT) // immediate shutdown
 	return s.start(ctx)
 }
+
+// Kill stops the server at once (immediate shutdown: every connection dropped).
+func (s *Server) Kill() { s.kill(syscall.SIGQUIT) }
+
+// StartAgain starts a killed server again, on the same port.
+func (s *Server) StartAgain(ctx context.Context) error { return s.start(ctx) }
 
 // Stop stops the server and removes its directory.
 func (s *Server) Stop() {
