@@ -154,17 +154,6 @@ func (db *DB) Attempts(ctx context.Context, since time.Time) ([]Attempt, error) 
 	return as, nil
 }
 
-// PruneLedger deletes the ledger rows sent before the given instant (pass the oldest
-// `since` any budget rule can still ask for) and returns how many it deleted.
-func (db *DB) PruneLedger(ctx context.Context, before time.Time) (int64, error) {
-	res, err := db.exec(ctx, "DELETE FROM ledger WHERE sent_ms < ?", before.UnixMilli())
-	if err != nil {
-		return 0, classify("prune ledger", db.path, err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
-}
-
 // BudgetUsed returns, for each window length w, how many ledger attempts occupy the
 // window (now-w, now]: those sent in it, those sent earlier whose response arrived in
 // it, and those sent in it and still in flight. It is what `status` shows next to each
