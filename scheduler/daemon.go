@@ -42,8 +42,6 @@ type Config struct {
 	Reconcile time.Duration
 	// Grace is how long SIGTERM lets triggers already in flight finish (default 10s).
 	Grace time.Duration
-	// HistoryAge is how long slot history is kept (default 90 days; 0 keeps it).
-	HistoryAge time.Duration
 	// NoPreflight turns off the preflight (Check) at start and on reload.
 	NoPreflight bool
 	// Tenure is the daemon's registration and lease (see Register): Run keeps it
@@ -69,6 +67,8 @@ type Daemon struct {
 	queued     map[string]planner.Firing   // overlap queue: series -> the one waiting firing
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
+	nextPrune  time.Time   // when the next background prune starts (see retention.go)
+	pruning    atomic.Bool // a prune is running
 	stopping   bool // shutdown has begun: start nothing new
 	fenced     bool // another daemon leads this database: trigger nothing (see fence.go)
 	settling   settleSet
@@ -199,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.notifyStatus(ctx, now)
 	d.log.Info("hexcron running", "schedules", len(conf.Schedules), "horizon", d.cfg.Horizon, "firings_planned", len(d.plan))
 	d.startPreflight(ctx, conf, true)
+	d.startPrune(ctx, now)
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
@@ -227,10 +228,13 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		if !now.Before(d.nextReplan) {
 			d.replan(ctx, now)
 		}
+		if !now.Before(d.nextPrune) {
+			d.startPrune(ctx, now)
+		}
 		d.fireDue(ctx, trigCtx, now)
 		d.expire(ctx, now)
 
-		wake := minTime(d.nextReplan, nextBeat)
+		wake := minTime(minTime(d.nextReplan, nextBeat), d.nextPrune)
 		if len(d.plan) > 0 {
 			wake = minTime(wake, d.plan[0].Planned)
 		}

@@ -23,8 +23,8 @@ type Store interface {
 	ClaimedRun(ctx context.Context, runID string) (slotKey string, ok bool, err error)
 	BudgetUsed(ctx context.Context, now time.Time, windows []time.Duration) ([]int, error)
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
-	PruneHistory(ctx context.Context, before time.Time) (int64, error)
-	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+	// PruneStore prunes what retention no longer keeps (see Prune).
+	PruneStore
 	// Owners lists the processes registered to admit triggers (see Tenure).
 	Owners(ctx context.Context) ([]state.Owner, error)
 }
