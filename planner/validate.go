@@ -203,4 +203,3 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 		}
 	}
 }
-

@@ -69,8 +69,8 @@ type Daemon struct {
 	nextReplan time.Time
 	nextPrune  time.Time   // when the next background prune starts (see retention.go)
 	pruning    atomic.Bool // a prune is running
-	stopping   bool // shutdown has begun: start nothing new
-	fenced     bool // another daemon leads this database: trigger nothing (see fence.go)
+	stopping   bool        // shutdown has begun: start nothing new
+	fenced     bool        // another daemon leads this database: trigger nothing (see fence.go)
 	settling   settleSet
 	reloads    reloadState // see reload.go
 
