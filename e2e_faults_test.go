@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"hexcron/hexclient"
 	"hexcron/state"
 )
 
@@ -411,7 +412,7 @@ limits:
 				return time.Now().After(stop.Add(32 * time.Second))
 			},
 			check: func(f *faultCase) {
-				warns := f.logs("Hex answered 429 to a trigger the budget had admitted: another client shares this Hex user")
+				warns := f.logs(hexclient.MsgTrigger429)
 				if len(warns) != 1 {
 					f.t.Errorf("%d WARNs about another client, want exactly 1 for the episode", len(warns))
 				}
