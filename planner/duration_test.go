@@ -13,7 +13,8 @@ func TestFormatDuration(t *testing.T) {
 	}{
 		{0, "0s"},
 		{350 * time.Millisecond, "350ms"},
-		{1500 * time.Millisecond, "2s"},
+		{1500 * time.Millisecond, "1.5s"},
+		{61500 * time.Millisecond, "1m2s"},
 		{45 * time.Second, "45s"},
 		{time.Minute, "1m"},
 		{90 * time.Minute, "1h30m"},

@@ -154,6 +154,20 @@ func (db *DB) Attempts(ctx context.Context, since time.Time) ([]Attempt, error) 
 	return as, nil
 }
 
+// SlotAttempts returns the ledger rows of slot key that are still kept, oldest first
+// (the ledger keeps about a day: see docs/state.md).
+func (db *DB) SlotAttempts(ctx context.Context, key string) ([]Attempt, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT id, coalesce(slot, ''), sent_ms, done_ms FROM ledger WHERE slot = ? ORDER BY sent_ms, id", key)
+	if err != nil {
+		return nil, classify("slot attempts", db.path, err)
+	}
+	as, err := scanAttempts(rows)
+	if err != nil {
+		return nil, classify("slot attempts", db.path, err)
+	}
+	return as, nil
+}
+
 // BudgetUsed returns, for each window length w, how many ledger attempts occupy the
 // window (now-w, now]: those sent in it, those sent earlier whose response arrived in
 // it, and those sent in it and still in flight. It is what `status` shows next to each
@@ -180,6 +194,10 @@ func attemptsSince(ctx context.Context, q querier, since time.Time) ([]Attempt, 
 	if err != nil {
 		return nil, err
 	}
+	return scanAttempts(rows)
+}
+
+func scanAttempts(rows *sql.Rows) ([]Attempt, error) {
 	defer rows.Close()
 	var as []Attempt
 	for rows.Next() {

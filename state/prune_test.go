@@ -244,3 +244,41 @@ func pages(t *testing.T, db *DB) int64 {
 	}
 	return n
 }
+
+// TestSlotStory: the fields `history --slot` tells a slot's story from: the plan and
+// wait reasons, the adopted flag, and the slot's ledger rows.
+func TestSlotStory(t *testing.T) {
+	ctx := context.Background()
+	db := openT(t)
+	const k = "nightly@2026-11-30T11:30:00Z"
+	if _, err := db.PlanSlot(ctx, Slot{Key: k, Planned: t0.Add(40 * time.Second), PlanReason: "rule 60/1h full"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := db.Admit(ctx, Holder{}, t0.Add(time.Minute), time.Time{}, k, admitNow(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Complete(ctx, id, t0.Add(61*time.Second))
+	if _, _, err := db.Admit(ctx, Holder{}, t0, time.Time{}, "other@2026-11-30T11:30:00Z", admitNow(t0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Transition(ctx, k, StateTriggered, Update{At: t0.Add(2 * time.Minute), RunID: "r1", Adopted: true,
+		WaitReason: "the trigger budget (rule 20/1m full)"}); err != nil {
+		t.Fatal(err)
+	}
+	// A later update without them leaves them.
+	if err := db.Transition(ctx, k, StateCompleted, Update{At: t0.Add(5 * time.Minute), Reason: "hex status COMPLETED"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.Slot(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PlanReason != "rule 60/1h full" || s.WaitReason != "the trigger budget (rule 20/1m full)" || !s.Adopted {
+		t.Errorf("slot story = plan %q, wait %q, adopted %v", s.PlanReason, s.WaitReason, s.Adopted)
+	}
+	as, err := db.SlotAttempts(ctx, k)
+	if err != nil || len(as) != 1 || as[0].ID != id || !as[0].Done.Equal(t0.Add(61*time.Second)) {
+		t.Errorf("SlotAttempts = %+v, %v; want the one attempt of the slot", as, err)
+	}
+}
