@@ -244,7 +244,9 @@ func TestUntilBoundsEnd(t *testing.T) {
 func TestFull(t *testing.T) {
 	now := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
 	b := Budget{Rules: []Rule{{Limit: 2, Per: time.Minute}, {Limit: 3, Per: time.Hour}}, MinSpacing: 10 * time.Second, Skew: time.Second, MaxAttempt: time.Minute}
-	at := func(ago time.Duration) Attempt { return Attempt{Sent: now.Add(-ago), Done: now.Add(-ago + time.Second)} }
+	at := func(ago time.Duration) Attempt {
+		return Attempt{Sent: now.Add(-ago), Done: now.Add(-ago + time.Second)}
+	}
 	for _, tt := range []struct {
 		name     string
 		attempts []Attempt
