@@ -387,7 +387,7 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			return "", 0, time.Time{}, nil, refused
 		}
 		if busy {
-			t.wait(Wait{Cause: WaitProject, Until: t.req.Deadline})
+			t.wait(Wait{Cause: WaitProject})
 			if err := c.sleepUntil(ctx, t.req.Deadline, t.req.Deadline, changed); err != nil {
 				return "", 0, time.Time{}, nil, t.stopErr(err)
 			}

@@ -80,6 +80,7 @@ type Daemon struct {
 
 	flow        Trigger           // the trigger-and-record flow
 	planReasons map[string]string // slot -> why it is planned where it is (shifted), until triggered
+	shiftLogged map[string]bool   // slots whose move was logged at INFO (once each)
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -126,6 +127,7 @@ func New(cfg Config) (*Daemon, error) {
 	def(&cfg.Grace, 10*time.Second)
 	d := &Daemon{
 		planReasons: map[string]string{},
+		shiftLogged: map[string]bool{},
 		cfg:         cfg,
 		log:         cfg.Logger,
 		extra:       map[string]planner.Firing{},
@@ -413,8 +415,9 @@ func (d *Daemon) logReplan(conf *planner.Config, res *planner.Result, past []bud
 			d.log.Debug("planned", attrs...)
 		case !prev.Equal(f.Planned):
 			level := slog.LevelDebug
-			if f.Planned.Before(soon) || prev.Before(soon) {
-				level = slog.LevelInfo
+			if (f.Planned.Before(soon) || prev.Before(soon)) && !d.shiftLogged[f.Slot] {
+				level = slog.LevelInfo // once per slot: later moves are at DEBUG, its row keeps the last reason
+				d.shiftLogged[f.Slot] = true
 			}
 			attrs := []any{keySchedule, f.Schedule, keySlot, f.Slot, "from", d.local(prev), keyPlanned, d.local(f.Planned)}
 			if why != "" {
@@ -505,6 +508,7 @@ func (d *Daemon) expire(ctx context.Context, now time.Time) {
 		if now.Sub(t) > 24*time.Hour {
 			delete(d.announced, slot)
 			delete(d.planReasons, slot)
+			delete(d.shiftLogged, slot)
 		}
 	}
 }
@@ -523,9 +527,9 @@ func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
 		d.dispatch(ctx, trigCtx, d.plan[i], now)
 	}
 	d.plan = d.plan[i:]
-	// Held firings get another chance whenever the loop wakes.
+	// Held firings get another chance whenever the loop wakes (dispatch takes them out
+	// of d.held, and logs nothing again for them).
 	for _, f := range sortedFirings(d.held) {
-		delete(d.held, f.Slot)
 		d.dispatch(ctx, trigCtx, f, now)
 	}
 }
@@ -535,6 +539,10 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if _, ok := d.inflight[f.Slot]; ok {
 		return
 	}
+	// A firing held by max_running comes back at every wake: its decisions were logged
+	// the first time.
+	_, wasHeld := d.held[f.Slot]
+	delete(d.held, f.Slot)
 	if q, ok := d.queued[seriesOf(f)]; ok && q.Slot == f.Slot {
 		return // it is the firing that waits
 	}
@@ -594,18 +602,24 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 				d.replace(ctx, projectOf(conf, r), r, f)
 			}
 		case actFire:
-			d.log.Info("overlap allowed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+			if !wasHeld {
+				// The schedule's own choice, not a change of its fate.
+				d.log.Debug("overlap allowed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+			}
 		}
 	}
 	if max := conf.Budget.MaxRunning; max > 0 && len(active)+len(d.inflight) >= max {
-		if _, ok := d.held[f.Slot]; !ok {
-			d.log.Info("held", keySchedule, f.Schedule, keySlot, f.Slot,
-				keyReason, fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight)), "until", d.local(f.Deadline))
-		}
 		d.held[f.Slot] = f
+		if wasHeld {
+			return
+		}
+		reason := fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight))
+		d.log.Info("held", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason, "until", d.local(f.Deadline))
 		// Its row now, so that a crash while it is held leaves a trace to settle.
-		if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(f, state.KindScheduled), now); err != nil {
-			d.log.Error("record held slot", keySlot, f.Slot, keyErr, err)
+		row := slotOf(f, state.KindScheduled)
+		row.PlanReason = "held by " + reason
+		if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
+			d.log.Error("record held slot", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, err)
 		}
 		return
 	}
