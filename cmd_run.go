@@ -169,10 +169,14 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		token   hexclient.TokenSource
 	)
 	dbPath := f.db
+	// Every instant of a line (the record's time and the daemon's planned, nominal,
+	// until ...) in the config's default zone.
+	zoned := log
+	log = slog.New(clockHandler{Handler: zoned.Handler(), loc: conf.Location})
 	if f.simulate {
 		start := time.Now().Truncate(time.Hour).Add(time.Hour - 30*time.Second)
 		clk = clock.NewScaled(clock.System{}, start, f.speed)
-		log = slog.New(clockHandler{Handler: log.Handler(), clk: clk, loc: conf.Location})
+		log = slog.New(clockHandler{Handler: zoned.Handler(), clk: clk, loc: conf.Location})
 		var stopSim func()
 		baseURL, stopSim, err = serveSim(clk, f.seed, log)
 		if err != nil {
