@@ -2,7 +2,7 @@ package main
 
 // The fault matrix: one row per fault hexsim can inject, each run against the real
 // `hexcron run` and a standalone `hexcron sim`, each asserting the outcome the trigger
-// path's table (DESIGN.md, docs/trigger-protocol.md) promises, from the sim's ledger
+// path's table (docs/trigger-protocol.md, docs/architecture.md) promises, from the sim's ledger
 // and runs, the database and the daemon's log.
 //
 // The daemon has no flag for the Hex client's timings, so the rows live with its

@@ -160,7 +160,7 @@ func TestBudgetWaitIsEarliest(t *testing.T) {
 	}
 }
 
-// tokenBucket is the naive pattern DESIGN.md warns about: capacity n, refilled
+// tokenBucket is the naive pattern docs/architecture.md (budget) warns about: capacity n, refilled
 // continuously at n per per.
 type tokenBucket struct {
 	n      float64
