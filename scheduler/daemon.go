@@ -591,7 +591,7 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 			row := slotOf(f, state.KindScheduled)
 			row.Reason = reason // marks the row queued, for the next start
 			if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
-				d.log.Error("record queued slot", keySlot, f.Slot, keyErr, err)
+				d.log.Error("record queued slot", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, err)
 			}
 			return
 		case actReplace:
@@ -638,13 +638,13 @@ const beingTriggered = "(being triggered)"
 // replace cancels a running run for the replace policy and records it.
 func (d *Daemon) replace(ctx context.Context, project string, r state.Slot, by planner.Firing) {
 	if err := d.cfg.Hex.CancelRun(ctx, project, r.RunID); err != nil {
-		d.log.Warn("replace: cancel failed", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
+		d.log.Warn("replace: cancel failed", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyErr, err)
 		return
 	}
 	now := d.cfg.Clock.Now()
 	reason := "replaced by " + by.Slot
 	if err := d.cfg.Store.Transition(ctx, r.Key, state.StateKilled, state.Update{At: now, Reason: reason, Ended: now}); err != nil {
-		d.log.Error("record replaced run", keySlot, r.Key, keyErr, err)
+		d.log.Error("record replaced run", keySchedule, r.Schedule, keySlot, r.Key, keyErr, err)
 	}
 	d.cfg.Metrics.ObserveRun(r.Schedule, string(state.StateKilled))
 	d.log.Info("killed", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyReason, reason)

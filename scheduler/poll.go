@@ -162,7 +162,7 @@ func (d *Daemon) apply(ctx context.Context, r state.Slot, s *hexclient.RunStatus
 	case st == state.StateRunning:
 		if r.State != state.StateRunning {
 			if err := d.cfg.Store.Transition(ctx, r.Key, state.StateRunning, state.Update{At: d.cfg.Clock.Now(), Started: s.StartTime, ProjectVersion: s.ProjectVersion}); err != nil {
-				d.log.Error("record running", keySlot, r.Key, keyErr, err)
+				d.log.Error("record running", keySchedule, r.Schedule, keySlot, r.Key, keyErr, err)
 				return
 			}
 			d.log.Debug("running", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID)
@@ -211,7 +211,7 @@ func (d *Daemon) timeout(ctx context.Context, r state.Slot, timeout time.Duratio
 		var apiErr *hexclient.APIError
 		if !(errors.As(err, &apiErr) && apiErr.Status == 404) {
 			if ctx.Err() == nil && !heldQuietly(err) {
-				d.log.Warn("timeout: cancel failed; will retry", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
+				d.log.Warn("timeout: cancel failed; will retry", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyErr, err)
 			}
 			return
 		}
