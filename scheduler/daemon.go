@@ -575,7 +575,12 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 		}
 	case runEnded:
 		if trigCtx != nil {
-			d.dequeue(ctx, trigCtx, ev.series, "previous run ended")
+			// A trigger of the series still in flight (the waiting firing may already
+			// have gone when a due firing found nothing running) is what the queue now
+			// waits for: its end, or its failure, dequeues.
+			if !d.seriesInFlight(ev.series) {
+				d.dequeue(ctx, trigCtx, ev.series, "previous run ended")
+			}
 			d.fireDue(ctx, trigCtx, d.cfg.Clock.Now()) // held firings may fit now
 		}
 	case retrigger:
@@ -584,6 +589,16 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	case reloaded:
 		d.reloaded(ctx, ev)
 	}
+}
+
+// seriesInFlight reports whether a trigger of series is under way in this daemon.
+func (d *Daemon) seriesInFlight(series string) bool {
+	for _, g := range d.inflight {
+		if seriesOf(g) == series {
+			return true
+		}
+	}
+	return false
 }
 
 // dequeue dispatches the firing queued on series, if any, now that what it waited for
