@@ -330,7 +330,9 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 	}
 	extra := make([]planner.Firing, 0, len(d.extra))
 	for _, f := range d.extra {
-		extra = append(extra, f)
+		if _, busy := d.inflight[f.Slot]; !busy { // a re-trigger under way is not planned again
+			extra = append(extra, f)
+		}
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Slot < extra[j].Slot })
 	res := planner.Plan(conf, planner.Input{
@@ -340,11 +342,11 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		OpenWindows: true,
 		Extra:       extra,
 		Skip: func(slot string) bool {
-			if _, ok := d.extra[slot]; ok {
-				return false // a catch-up or re-trigger: its row is not `planned` on purpose
-			}
 			if _, ok := d.inflight[slot]; ok {
 				return true
+			}
+			if _, ok := d.extra[slot]; ok {
+				return false // a catch-up or re-trigger: its row is not `planned` on purpose
 			}
 			if _, ok := d.held[slot]; ok {
 				return true
