@@ -337,7 +337,9 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 	}
 	extra := make([]planner.Firing, 0, len(d.extra))
 	for _, f := range d.extra {
-		extra = append(extra, f)
+		if _, busy := d.inflight[f.Slot]; !busy { // a re-trigger under way is not planned again
+			extra = append(extra, f)
+		}
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Slot < extra[j].Slot })
 	res := planner.Plan(conf, planner.Input{
@@ -347,11 +349,11 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		OpenWindows: true,
 		Extra:       extra,
 		Skip: func(slot string) bool {
-			if _, ok := d.extra[slot]; ok {
-				return false // a catch-up or re-trigger: its row is not `planned` on purpose
-			}
 			if _, ok := d.inflight[slot]; ok {
 				return true
+			}
+			if _, ok := d.extra[slot]; ok {
+				return false // a catch-up or re-trigger: its row is not `planned` on purpose
 			}
 			if _, ok := d.held[slot]; ok {
 				return true
@@ -685,7 +687,12 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 		}
 	case runEnded:
 		if !d.stopping {
-			d.dequeue(ctx, trigCtx, ev.series, "previous run ended")
+			// A trigger of the series still in flight (the waiting firing may already
+			// have gone when a due firing found nothing running) is what the queue now
+			// waits for: its end, or its failure, dequeues.
+			if !d.seriesInFlight(ev.series) {
+				d.dequeue(ctx, trigCtx, ev.series, "previous run ended")
+			}
 			d.fireDue(ctx, trigCtx, d.cfg.Clock.Now()) // held firings may fit now
 		}
 	case retrigger:
@@ -694,6 +701,16 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	case reloaded:
 		d.reloaded(ctx, ev)
 	}
+}
+
+// seriesInFlight reports whether a trigger of series is under way in this daemon.
+func (d *Daemon) seriesInFlight(series string) bool {
+	for _, g := range d.inflight {
+		if seriesOf(g) == series {
+			return true
+		}
+	}
+	return false
 }
 
 // dequeue dispatches the firing queued on series, if any, now that what it waited for
