@@ -97,8 +97,8 @@ func runCheck(ctx context.Context, e *env, args []string, mod func(*hexclient.Co
 			ledger, secrets = scheduler.Ledger{DB: db}, dbSecrets(db)
 		}
 	}
-	cfg := hexClientConfig(conf, conf.Hex.BaseURL, token, clock.System{}, slog.New(slog.DiscardHandler), nil, ledger)
-	cfg.Secrets = append(cfg.Secrets, secrets...)
+	cfg := scheduler.ClientConfig(conf, hexclient.Config{Token: token, Version: versionString(), Clock: clock.System{},
+		Logger: slog.New(slog.DiscardHandler), Ledger: ledger, Secrets: secrets})
 	if mod != nil {
 		mod(&cfg)
 	}

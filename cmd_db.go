@@ -22,6 +22,7 @@ type stateDB interface {
 	scheduler.Store
 	scheduler.LedgerStore
 	scheduler.LeaseStore
+	scheduler.StoryStore
 	LastRunPerSchedule(ctx context.Context) (map[string]state.Slot, error)
 	NextPlanned(ctx context.Context, now time.Time) (map[string]state.Slot, error)
 	Close() error
@@ -42,11 +43,6 @@ func dbTarget(flagValue string, conf *planner.Config, getenv func(string) string
 		return conf.State.URL
 	}
 	return state.DefaultPath(getenv)
-}
-
-// dbPathOr is --db, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db.
-func dbPathOr(flagValue string, getenv func(string) string) string {
-	return dbTarget(flagValue, nil, getenv)
 }
 
 // openDB opens the database at target without ever creating it: read-only for status

@@ -24,7 +24,10 @@ import (
 //     progress and end) is kept in memory, in order, and written when the database
 //     answers again (guardedStore), so that no slot is lost and none left triggering;
 //   - the runs in flight keep being polled from the last list of active runs read,
-//     updated with what was kept.
+//     updated with what was kept;
+//   - the same holds while the daemon's lease is not renewed (a pause, the database
+//     slow): what it decides is kept until the renewal succeeds, and dropped when it
+//     turns out another daemon took the lease (that one decides those slots).
 
 // maxKept bounds the writes kept during an outage; past it the oldest are dropped
 // with an ERROR (an outage that long has left the slots' windows anyway).
@@ -33,8 +36,9 @@ const maxKept = 10000
 // guardedStore wraps the daemon's Store: see above.
 type guardedStore struct {
 	Store
-	log   *slog.Logger // not demoted: the outage's own lines
-	clock clock.Clock
+	log    *slog.Logger // not demoted: the outage's own lines
+	clock  clock.Clock
+	tenure *Tenure // nil: no lease to hold writes back for
 
 	mu       sync.Mutex
 	down     bool
@@ -52,8 +56,24 @@ type keptWrite struct {
 	apply func(ctx context.Context, st Store) error
 }
 
-func newGuardedStore(st Store, log *slog.Logger, c clock.Clock) *guardedStore {
-	return &guardedStore{Store: st, log: log, clock: c, active: map[string]state.Slot{}}
+func newGuardedStore(st Store, log *slog.Logger, c clock.Clock, t *Tenure) *guardedStore {
+	return &guardedStore{Store: st, log: log, clock: c, tenure: t, active: map[string]state.Slot{}}
+}
+
+// holdLocked reports whether writes must wait: the lease is not renewed in time. A
+// fenced tenure drops what was kept: the daemon that took the lease decides.
+func (g *guardedStore) holdLocked() bool {
+	if g.tenure == nil {
+		return false
+	}
+	if err := g.tenure.Err(); err != nil {
+		if len(g.kept) > 0 {
+			g.log.Info("writes kept while the lease was not renewed are dropped: another daemon leads", "dropped", len(g.kept))
+			g.kept = nil
+		}
+		return true
+	}
+	return g.tenure.Check(g.clock.Now()) != nil
 }
 
 // Down reports whether the database is unreachable now (as last seen).
@@ -117,10 +137,15 @@ func (g *guardedStore) flushLocked(ctx context.Context) {
 // database cannot be reached. A kept write returns nil: it will be applied in order.
 func (g *guardedStore) write(ctx context.Context, what, slot string, apply func(ctx context.Context, st Store) error) error {
 	g.mu.Lock()
-	if len(g.kept) > 0 {
+	held := g.holdLocked()
+	if g.tenure != nil && g.tenure.Err() != nil {
+		g.mu.Unlock()
+		return nil // fenced: the daemon that leads decides this slot
+	}
+	if len(g.kept) > 0 && !held {
 		g.flushLocked(ctx)
 	}
-	if len(g.kept) > 0 {
+	if held || len(g.kept) > 0 {
 		g.keepLocked(keptWrite{what: what, slot: slot, apply: apply})
 		g.mu.Unlock()
 		return nil
@@ -150,7 +175,7 @@ func (g *guardedStore) keepLocked(w keptWrite) {
 func (g *guardedStore) Flush(ctx context.Context) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.kept) > 0 {
+	if len(g.kept) > 0 && !g.holdLocked() {
 		g.flushLocked(ctx)
 	}
 }

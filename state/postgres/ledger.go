@@ -183,6 +183,25 @@ func (db *DB) Attempts(ctx context.Context, since time.Time) ([]state.Attempt, e
 	return out, err
 }
 
+// SlotAttempts returns the ledger rows of slot key that are still kept, oldest first,
+// in this process's clock.
+func (db *DB) SlotAttempts(ctx context.Context, key string) ([]state.Attempt, error) {
+	var out []state.Attempt
+	err := db.read(ctx, "slot attempts", func(ctx context.Context, q querier) error {
+		f, err := db.readFrame(ctx, q)
+		if err != nil {
+			return err
+		}
+		rows, err := q.Query(ctx, "SELECT id, coalesce(slot, ''), sent_ms, done_ms FROM ledger WHERE slot = $1 ORDER BY sent_ms, id", key)
+		if err != nil {
+			return d(err)
+		}
+		out, err = scanAttempts(rows, f)
+		return err
+	})
+	return out, err
+}
+
 func attemptsSince(ctx context.Context, q querier, f frame, since time.Time) ([]state.Attempt, error) {
 	from := f.toServer(since)
 	if since.IsZero() {
@@ -192,6 +211,10 @@ func attemptsSince(ctx context.Context, q querier, f frame, since time.Time) ([]
 	if err != nil {
 		return nil, d(err)
 	}
+	return scanAttempts(rows, f)
+}
+
+func scanAttempts(rows pgx.Rows, f frame) ([]state.Attempt, error) {
 	var as []state.Attempt
 	for rows.Next() {
 		var a state.Attempt
@@ -205,22 +228,6 @@ func attemptsSince(ctx context.Context, q querier, f frame, since time.Time) ([]
 		as = append(as, a)
 	}
 	return as, d(rows.Err())
-}
-
-// PruneLedger deletes the ledger rows sent before the given instant and returns how
-// many it deleted.
-func (db *DB) PruneLedger(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := db.tx(ctx, "prune ledger", func(ctx context.Context, tx pgx.Tx) error {
-		f, err := db.readFrame(ctx, tx)
-		if err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, "DELETE FROM ledger WHERE sent_ms < $1", f.toServer(before))
-		n = tag.RowsAffected()
-		return d(err)
-	})
-	return n, err
 }
 
 // BudgetUsed returns, for each window length w, how many attempts occupy the window

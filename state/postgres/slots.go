@@ -16,7 +16,8 @@ import (
 
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
-	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, '') FROM slots`
+	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, ''),
+	plan_reason, wait_reason, adopted FROM slots`
 
 func scanSlot(r pgx.Row) (state.Slot, error) {
 	var s state.Slot
@@ -25,7 +26,8 @@ func scanSlot(r pgx.Row) (state.Slot, error) {
 	var matrix, kind, st string
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &kind, &planned, &st, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
-		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner)
+		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner,
+		&s.PlanReason, &s.WaitReason, &s.Adopted)
 	if err != nil {
 		return state.Slot{}, err
 	}
@@ -69,15 +71,15 @@ func (db *DB) querySlots(ctx context.Context, op, query string, args ...any) ([]
 // alone and 0 is returned.
 func insertSlot(ctx context.Context, q querier, s state.Slot, now time.Time, ifAbsent bool) (int64, error) {
 	query := `INSERT INTO slots (key, schedule, nominal_ms, matrix, kind, planned_ms,
-		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, created_ms, updated_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`
+		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, plan_reason, created_ms, updated_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $14, $14)`
 	if ifAbsent {
 		query += " ON CONFLICT (key) DO NOTHING"
 	}
 	tag, err := q.Exec(ctx, query,
 		s.Key, s.Schedule, s.Nominal.UnixMilli(), state.MatrixText(s.Matrix), string(s.Kind), s.Planned.UnixMilli(),
 		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), s.Project, nullDuration(s.Timeout),
-		nullString(s.Owner), now.UnixMilli())
+		nullString(s.Owner), now.UnixMilli(), s.PlanReason)
 	return tag.RowsAffected(), err
 }
 
@@ -102,8 +104,9 @@ func (db *DB) PlanSlot(ctx context.Context, s state.Slot, now time.Time) (bool, 
 			return nil
 		}
 		_, err = tx.Exec(ctx, `UPDATE slots SET planned_ms = $1, reason = $2, project = coalesce($3, project),
-			timeout_ms = coalesce($4, timeout_ms), updated_ms = $5 WHERE key = $6 AND state = 'planned'`,
-			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), now.UnixMilli(), s.Key)
+			timeout_ms = coalesce($4, timeout_ms), plan_reason = coalesce($7, plan_reason), updated_ms = $5
+			WHERE key = $6 AND state = 'planned'`,
+			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), now.UnixMilli(), s.Key, nullString(s.PlanReason))
 		return d(err)
 	})
 	return created, err
@@ -158,12 +161,14 @@ func transition(ctx context.Context, tx pgx.Tx, key string, to state.State, u st
 		triggered_ms = coalesce($7, triggered_ms), started_ms = coalesce($8, started_ms),
 		ended_ms = coalesce($9, ended_ms), elapsed_ms = coalesce($10, elapsed_ms),
 		project = coalesce($11, project), timeout_ms = coalesce($12, timeout_ms),
-		project_version = coalesce($13, project_version), updated_ms = $14
+		project_version = coalesce($13, project_version), updated_ms = $14,
+		wait_reason = coalesce($16, wait_reason), adopted = adopted OR $17
 		WHERE key = $15`,
 		string(to), nullString(u.Reason), nullString(u.RunID), nullString(u.RunURL),
 		nullString(u.TraceID), nullString(u.Error),
 		nullMS(u.Triggered), nullMS(u.Started), nullMS(u.Ended), nullDuration(u.Elapsed),
-		nullString(u.Project), nullDuration(u.Timeout), nullString(u.ProjectVersion), u.At.UnixMilli(), key)
+		nullString(u.Project), nullDuration(u.Timeout), nullString(u.ProjectVersion), u.At.UnixMilli(), key,
+		nullString(u.WaitReason), u.Adopted)
 	return err
 }
 
@@ -298,19 +303,6 @@ func (db *DB) History(ctx context.Context, f state.Filter) ([]state.Slot, error)
 		q += " LIMIT " + arg(f.Limit)
 	}
 	return db.querySlots(ctx, "history", q, args...)
-}
-
-// PruneHistory deletes the slots in a terminal state last updated before the given
-// instant and returns how many it deleted.
-func (db *DB) PruneHistory(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := db.tx(ctx, "prune history", func(ctx context.Context, tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "DELETE FROM slots WHERE updated_ms < $1 AND state = ANY($2)",
-			before.UnixMilli(), stateNames(state.TerminalStates()))
-		n = tag.RowsAffected()
-		return d(err)
-	})
-	return n, err
 }
 
 // LastSuccess returns, per schedule, when its latest completed run ended.

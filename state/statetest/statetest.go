@@ -22,7 +22,9 @@ type Store interface {
 	Complete(ctx context.Context, id int64, done time.Time) error
 	Void(ctx context.Context, id int64, at time.Time) error
 	Attempts(ctx context.Context, since time.Time) ([]state.Attempt, error)
-	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+	PruneLedger(ctx context.Context, before time.Time, limit int) (int64, error)
+	PruneOwners(ctx context.Context, before time.Time) (int64, error)
+	SlotAttempts(ctx context.Context, key string) ([]state.Attempt, error)
 	BudgetUsed(ctx context.Context, now time.Time, windows []time.Duration) ([]int, error)
 	SetHeartbeat(ctx context.Context, t time.Time) error
 	Heartbeat(ctx context.Context) (time.Time, bool, error)
@@ -44,7 +46,7 @@ type Store interface {
 	LastRunPerSchedule(ctx context.Context) (map[string]state.Slot, error)
 	NextPlanned(ctx context.Context, now time.Time) (map[string]state.Slot, error)
 	History(ctx context.Context, f state.Filter) ([]state.Slot, error)
-	PruneHistory(ctx context.Context, before time.Time) (int64, error)
+	PruneHistory(ctx context.Context, before time.Time, limit int) (int64, error)
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
 }
 
@@ -75,6 +77,10 @@ func Run(t *testing.T, be Backend) {
 	t.Run("Heartbeat", func(t *testing.T) { testHeartbeat(t, be) })
 	t.Run("LastSuccess", func(t *testing.T) { testLastSuccess(t, be) })
 	t.Run("SlotProjectAndTimeout", func(t *testing.T) { testSlotProjectAndTimeout(t, be) })
+	t.Run("PruneHistoryRules", func(t *testing.T) { testPruneHistoryRules(t, be) })
+	t.Run("PruneLedgerInBatches", func(t *testing.T) { testPruneLedgerInBatches(t, be) })
+	t.Run("PruneOwners", func(t *testing.T) { testPruneOwners(t, be) })
+	t.Run("SlotStory", func(t *testing.T) { testSlotStory(t, be) })
 }
 
 // t0 is an arbitrary instant the tests measure from.
@@ -306,7 +312,7 @@ func testPruneLedgerAndBudgetUsed(t *testing.T, be Backend) {
 	if want := []int{0, 3, 3, 5}; !equalInts(got, want) {
 		t.Errorf("BudgetUsed = %v, want %v", got, want)
 	}
-	n, err := db.PruneLedger(ctx, t0.Add(-time.Hour))
+	n, err := db.PruneLedger(ctx, t0.Add(-time.Hour), 10)
 	if err != nil || n != 2 {
 		t.Errorf("PruneLedger = %d, %v; want 2", n, err)
 	}
@@ -741,43 +747,57 @@ func seed(t *testing.T, db Store, rows []struct {
 		if _, err := db.PlanSlot(ctx, state.Slot{Key: r.key, Planned: s.Nominal.Add(time.Minute)}, s.Nominal.Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		last := s.Nominal.Add(time.Hour)
-		at := s.Nominal.Add(time.Minute)
-		var path []state.State
-		switch r.state {
-		case state.StatePlanned:
-		case state.StateSkipped:
-			path = []state.State{state.StateSkipped}
-		case state.StateTriggering:
-			path = []state.State{state.StateTriggering}
-		case state.StateFailed:
-			path = []state.State{state.StateTriggering, state.StateFailed}
-		case state.StateTriggered:
-			path = []state.State{state.StateTriggering, state.StateTriggered}
-		case state.StateRunning:
-			path = []state.State{state.StateTriggering, state.StateTriggered, state.StateRunning}
-		default:
-			path = []state.State{state.StateTriggering, state.StateTriggered, state.StateRunning, r.state}
+		var e time.Time
+		if len(ended) > 0 {
+			e = ended[0][r.key]
 		}
-		for i, to := range path {
-			u := state.Update{At: at}
-			if i == len(path)-1 {
-				u.At = last
+		moveTo(t, db, r.key, r.state, s.Nominal.Add(time.Hour), e)
+	}
+}
+
+// moveTo moves the planned slot key along a legal path to st, its last change at last
+// (intermediate ones a minute after its nominal instant); a run that ended ended at
+// last, or at ended when given.
+func moveTo(t *testing.T, db Store, key string, st state.State, last time.Time, ended ...time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := state.ParseSlotKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := s.Nominal.Add(time.Minute)
+	var path []state.State
+	switch st {
+	case state.StatePlanned:
+	case state.StateSkipped:
+		path = []state.State{state.StateSkipped}
+	case state.StateTriggering:
+		path = []state.State{state.StateTriggering}
+	case state.StateFailed:
+		path = []state.State{state.StateTriggering, state.StateFailed}
+	case state.StateTriggered:
+		path = []state.State{state.StateTriggering, state.StateTriggered}
+	case state.StateRunning:
+		path = []state.State{state.StateTriggering, state.StateTriggered, state.StateRunning}
+	default:
+		path = []state.State{state.StateTriggering, state.StateTriggered, state.StateRunning, st}
+	}
+	for i, to := range path {
+		u := state.Update{At: at}
+		if i == len(path)-1 {
+			u.At = last
+		}
+		if to == state.StateTriggered {
+			u.RunID, u.Triggered = "run-"+key, at
+		}
+		if to.Terminal() && to != state.StateSkipped && to != state.StateFailed {
+			u.Ended = last
+			if len(ended) > 0 && !ended[0].IsZero() {
+				u.Ended = ended[0]
 			}
-			if to == state.StateTriggered {
-				u.RunID, u.Triggered = "run-"+r.key, at
-			}
-			if to.Terminal() && to != state.StateSkipped && to != state.StateFailed {
-				u.Ended = last
-				if len(ended) > 0 {
-					if e, ok := ended[0][r.key]; ok {
-						u.Ended = e
-					}
-				}
-			}
-			if err := db.Transition(ctx, r.key, to, u); err != nil {
-				t.Fatal(err)
-			}
+		}
+		if err := db.Transition(ctx, key, to, u); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -847,13 +867,14 @@ func testQueries(t *testing.T, be Backend) {
 	}
 
 	// Prune: terminal slots last updated before the instant go, live ones stay.
-	// Updated = nominal + 1h: a@09 (10:00), a@10 (11:00), b@10:30 (11:30).
-	n, err := db.PruneHistory(ctx, t0) // 11:30
-	if err != nil || n != 2 {
-		t.Errorf("PruneHistory = %d, %v; want 2", n, err)
+	// Updated = nominal + 1h: a@09 (10:00), a@10 (11:00), b@10:30 (11:30). a@09 is a's
+	// latest completed slot and a has newer rows: it stays (its last success).
+	n, err := db.PruneHistory(ctx, t0, 100) // 11:30
+	if err != nil || n != 1 {
+		t.Errorf("PruneHistory = %d, %v; want 1", n, err)
 	}
-	if all, _ := db.History(ctx, state.Filter{}); len(all) != 7 {
-		t.Errorf("%d slots left, want 7: %s", len(all), keysOf(all))
+	if all, _ := db.History(ctx, state.Filter{}); len(all) != 8 || strings.Contains(keysOf(all), "a@2026-11-30T10:00:00Z") {
+		t.Errorf("%d slots left, want 8 without a@10:00: %s", len(all), keysOf(all))
 	}
 }
 
@@ -870,7 +891,7 @@ func testPruneHistoryKeepsLedger(t *testing.T, be Backend) {
 		t.Fatal(err)
 	}
 	db.Transition(ctx, k, state.StateFailed, state.Update{At: t0, Reason: "422: project not published"})
-	if n, err := db.PruneHistory(ctx, t0.Add(time.Hour)); n != 1 || err != nil {
+	if n, err := db.PruneHistory(ctx, t0.Add(time.Hour), 10); n != 1 || err != nil {
 		t.Fatalf("PruneHistory = %d, %v", n, err)
 	}
 	as, _ := db.Attempts(ctx, time.Time{})
@@ -986,5 +1007,172 @@ func testSlotProjectAndTimeout(t *testing.T, be Backend) {
 	}
 	if got, _ := db.Slot(ctx, "nightly@2026-12-01T11:30:00Z"); got.Project != p1 || got.Timeout != time.Minute {
 		t.Errorf("skipped slot = %+v", got)
+	}
+}
+
+// TestPruneHistoryRules: only terminal slots older than the cut go (planned and last
+// changed before it), live slots never do whatever their age, a schedule's latest
+// completed slot stays while the schedule has newer rows, and each call deletes at
+// most its limit.
+func testPruneHistoryRules(t *testing.T, be Backend) {
+	ctx := context.Background()
+	db := be.Open(t)
+	day := 24 * time.Hour
+	old := t0.Add(-100 * day)
+	put := func(key string, st state.State, at time.Time) {
+		t.Helper()
+		if _, err := db.PlanSlot(ctx, state.Slot{Key: key}, at); err != nil {
+			t.Fatal(err)
+		}
+		moveTo(t, db, key, st, at)
+	}
+	key := func(schedule string, at time.Time) string { return schedule + "@" + at.UTC().Format(time.RFC3339) }
+	// Every live state, ancient: never pruned.
+	for i, st := range []state.State{state.StatePlanned, state.StateTriggering, state.StateTriggered, state.StateRunning} {
+		put(key("live", old.Add(time.Duration(i)*time.Hour)), st, old.Add(time.Duration(i)*time.Hour))
+	}
+	// Every terminal state, ancient: pruned, except a's latest completed (a runs on).
+	var terminal []state.State
+	for _, st := range state.States {
+		if st.Terminal() {
+			terminal = append(terminal, st)
+		}
+	}
+	for i, st := range terminal {
+		put(key("a", old.Add(time.Duration(i)*time.Hour)), st, old.Add(time.Duration(i)*time.Hour))
+	}
+	lastSuccess := key("a", old.Add(-time.Hour))
+	put(lastSuccess, state.StateCompleted, old.Add(-time.Hour)) // older than a's other completed one
+	put(key("a", t0), state.StateErrored, t0)                   // recent: a is still configured and firing
+	// b left the config long ago: its last success goes with the rest.
+	put(key("b", old), state.StateCompleted, old)
+
+	cut := t0.Add(-90 * day)
+	var total int64
+	for {
+		n, err := db.PruneHistory(ctx, cut, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 3 {
+			t.Fatalf("one call deleted %d rows, limit 3", n)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	rest, err := db.History(ctx, state.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]state.State{}
+	for _, s := range rest {
+		got[s.Key] = s.State
+	}
+	want := []string{key("live", old), key("live", old.Add(time.Hour)), key("live", old.Add(2*time.Hour)), key("live", old.Add(3*time.Hour)),
+		key("a", t0)}
+	// a's latest completed slot among the ancient ones is the terminal-states row.
+	for i, st := range terminal {
+		if st == state.StateCompleted {
+			want = append(want, key("a", old.Add(time.Duration(i)*time.Hour)))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("left %d slots %v, want %d: %v", len(got), got, len(want), want)
+	}
+	for _, k := range want {
+		if _, ok := got[k]; !ok {
+			t.Errorf("slot %s was pruned; want it kept", k)
+		}
+	}
+	if _, ok := got[lastSuccess]; ok {
+		t.Errorf("an older completed slot of a was kept: only the latest is")
+	}
+	if want := int64(len(terminal) - 1 + 1 + 1); total != want {
+		t.Errorf("pruned %d slots, want %d", total, want)
+	}
+	// The kept last success is what LastSuccess reads.
+	ls, err := db.LastSuccess(ctx)
+	if _, hasB := ls["b"]; err != nil || hasB || ls["a"].IsZero() {
+		t.Errorf("LastSuccess = %v, %v; want a's kept and b's gone with its rows", ls, err)
+	}
+}
+
+func testPruneLedgerInBatches(t *testing.T, be Backend) {
+	ctx := context.Background()
+	db := be.Open(t)
+	for i := range 25 {
+		sent := t0.Add(time.Duration(i) * time.Minute)
+		if _, _, err := db.Admit(ctx, state.Holder{}, sent, time.Time{}, "", admitNow(sent)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := t0.Add(20 * time.Minute)
+	for _, want := range []int64{8, 8, 4, 0} {
+		if n, err := db.PruneLedger(ctx, cut, 8); err != nil || n != want {
+			t.Fatalf("PruneLedger = %d, %v; want %d", n, err, want)
+		}
+	}
+	if as, _ := db.Attempts(ctx, time.Time{}); len(as) != 5 || !as[0].Sent.Equal(cut) {
+		t.Errorf("ledger after pruning = %d rows from %v, want 5 from %v", len(as), as[0].Sent, cut)
+	}
+}
+
+func testPruneOwners(t *testing.T, be Backend) {
+	ctx := context.Background()
+	db := be.Open(t)
+	dead, err := db.RegisterOwner(ctx, state.RoleTrigger, "h", 1, t0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := db.RegisterOwner(ctx, state.RoleTrigger, "h", 2, t0.Add(time.Hour), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.PruneOwners(ctx, t0.Add(30*time.Minute)); n != 1 || err != nil {
+		t.Fatalf("PruneOwners = %d, %v; want 1", n, err)
+	}
+	owners, _ := db.Owners(ctx)
+	if len(owners) != 1 || owners[0].ID != live.ID || owners[0].ID == dead.ID {
+		t.Errorf("owners left = %+v, want only %s", owners, live.ID)
+	}
+}
+
+// TestSlotStory: the fields `history --slot` tells a slot's story from: the plan and
+// wait reasons, the adopted flag, and the slot's ledger rows.
+func testSlotStory(t *testing.T, be Backend) {
+	ctx := context.Background()
+	db := be.Open(t)
+	const k = "nightly@2026-11-30T11:30:00Z"
+	if _, err := db.PlanSlot(ctx, state.Slot{Key: k, Planned: t0.Add(40 * time.Second), PlanReason: "rule 60/1h full"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := db.Admit(ctx, state.Holder{}, t0.Add(time.Minute), time.Time{}, k, admitNow(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Complete(ctx, id, t0.Add(61*time.Second))
+	if _, _, err := db.Admit(ctx, state.Holder{}, t0, time.Time{}, "other@2026-11-30T11:30:00Z", admitNow(t0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Transition(ctx, k, state.StateTriggered, state.Update{At: t0.Add(2 * time.Minute), RunID: "r1", Adopted: true,
+		WaitReason: "the trigger budget (rule 20/1m full)"}); err != nil {
+		t.Fatal(err)
+	}
+	// A later update without them leaves them.
+	if err := db.Transition(ctx, k, state.StateCompleted, state.Update{At: t0.Add(5 * time.Minute), Reason: "hex status COMPLETED"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.Slot(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PlanReason != "rule 60/1h full" || s.WaitReason != "the trigger budget (rule 20/1m full)" || !s.Adopted {
+		t.Errorf("slot story = plan %q, wait %q, adopted %v", s.PlanReason, s.WaitReason, s.Adopted)
+	}
+	as, err := db.SlotAttempts(ctx, k)
+	if err != nil || len(as) != 1 || as[0].ID != id || !as[0].Done.Equal(t0.Add(61*time.Second)) {
+		t.Errorf("SlotAttempts = %+v, %v; want the one attempt of the slot", as, err)
 	}
 }
