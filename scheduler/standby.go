@@ -62,13 +62,19 @@ func Lead(ctx context.Context, cfg LeadConfig) error {
 		cfg.Metrics.SetLeader(true)
 		cfg.Logger.Info("this daemon leads: it took the lease", "epoch", t.Epoch(), "owner", t.Owner())
 		err = cfg.Run(ctx, t)
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
+			return err
+		case errors.Is(err, state.ErrFenced):
+			// Fenced: Run said why, once. Stand by again, with a new registration.
+		case errors.Is(err, state.ErrUnreachable):
+			// The database went away while the term started (its first reads): give
+			// the lease up if it can be, and stand by until the database answers.
+			cfg.Logger.Error("the database became unreachable while this daemon took over; standing by again", keyErr, err)
+			_ = t.Release(context.WithoutCancel(ctx))
+		default:
 			return err
 		}
-		if !errors.Is(err, state.ErrFenced) {
-			return err
-		}
-		// Fenced: Run said why, once. Stand by again, with a new registration.
 	}
 }
 
