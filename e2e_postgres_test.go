@@ -581,7 +581,7 @@ schedules:
 	}
 	// 5. ERROR lines: only the expected ones (the outage, the zombie, a standby that
 	// could not read the lease while PostgreSQL restarted).
-	expected := []string{"the database is unreachable", "this daemon lost the lease", "standing by: cannot read the lease"}
+	expected := []string{"the database is unreachable", "this daemon lost the lease", "standing by: cannot read the lease", "the database became unreachable while this daemon took over"}
 	for _, l := range logs {
 		b, _ := os.ReadFile(l)
 		for _, r := range parseLog(string(b)) {
