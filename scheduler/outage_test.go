@@ -89,7 +89,9 @@ func TestOutageKeepsWritesInOrder(t *testing.T) {
 			return g.Transition(ctx, a, state.StateTriggered, state.Update{At: t0, RunID: "run-a", Triggered: t0, Project: "p"})
 		},
 		func() error { return g.Transition(ctx, a, state.StateRunning, state.Update{At: t0.Add(time.Second)}) },
-		func() error { return g.Transition(ctx, b, state.StateCompleted, state.Update{At: t0.Add(time.Second), Ended: t0}) },
+		func() error {
+			return g.Transition(ctx, b, state.StateCompleted, state.Update{At: t0.Add(time.Second), Ended: t0})
+		},
 		func() error { _, err := g.PlanSlot(ctx, state.Slot{Key: c}, t0); return err },
 		func() error { return g.SkipSlot(ctx, state.Slot{Key: c}, "window closed", t0.Add(2*time.Second)) },
 	}
