@@ -52,6 +52,9 @@ type Server struct {
 // /usr/lib/postgresql/*/bin holding initdb, 15 preferred. "" when none.
 func BinDir() string {
 	if d := os.Getenv("HEXCRON_PG_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return ""
+		}
 		return d
 	}
 	if _, err := os.Stat("/usr/lib/postgresql/15/bin/initdb"); err == nil {
