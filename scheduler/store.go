@@ -25,6 +25,10 @@ type Store interface {
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
 	PruneHistory(ctx context.Context, before time.Time) (int64, error)
 	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+	// Pauses lists the pauses in force at now (`hexcron pause`); PrunePauses deletes
+	// those whose until has come.
+	Pauses(ctx context.Context, now time.Time) ([]state.Pause, error)
+	PrunePauses(ctx context.Context, now time.Time) (int64, error)
 	// Owners lists the processes registered to admit triggers (see Tenure).
 	Owners(ctx context.Context) ([]state.Owner, error)
 }
