@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"hexcron/planner"
+	"hexcron/scheduler"
 	"hexcron/state"
 )
 
@@ -78,7 +79,7 @@ func cmdNext(e *env, args []string) int {
 	}
 	defer db.Close()
 	now := e.now()
-	res, err := planAhead(ctx, db, conf, now, horizon)
+	res, err := scheduler.PlanAhead(ctx, db, conf, now, horizon)
 	if err != nil {
 		return fail(e.stderr, "next", err)
 	}
@@ -129,13 +130,13 @@ type nextFiring struct {
 func writeNextTable(w io.Writer, rep nextReport) {
 	fmt.Fprintf(w, "hexcron next at %s (times in %s), schedules from %s\n\n", fmtTime(rep.Now, rep.Loc), rep.Loc, rep.Source)
 	if len(rep.Firings) == 0 {
-		fmt.Fprintf(w, "Nothing planned in the next %s.\n", fmtPer(rep.Horizon))
+		fmt.Fprintf(w, "Nothing planned in the next %s.\n", planner.FormatDuration(rep.Horizon))
 	} else {
 		rows := [][]string{{"PLANNED", "LEFT", "NOMINAL", "SHIFT", "SCHEDULE", "NOTE"}}
 		for _, f := range rep.Firings {
 			shift, left, note := "-", "now", ""
 			if s := f.Shift(); s > 0 {
-				shift = "+" + fmtElapsed(s)
+				shift = "+" + planner.FormatDuration(s)
 			}
 			if d := f.Planned.Sub(rep.Now); d > 0 {
 				left = fmtLeft(d)
@@ -154,9 +155,9 @@ func writeNextTable(w io.Writer, rep nextReport) {
 	fmt.Fprintln(w)
 	switch {
 	case len(rep.Firings) < rep.Total:
-		fmt.Fprintf(w, "%d of %d firings planned in the next %s (--n 0 lists every one).\n", len(rep.Firings), rep.Total, fmtPer(rep.Horizon))
+		fmt.Fprintf(w, "%d of %d firings planned in the next %s (--n 0 lists every one).\n", len(rep.Firings), rep.Total, planner.FormatDuration(rep.Horizon))
 	default:
-		fmt.Fprintf(w, "%d firings planned in the next %s.\n", rep.Total, fmtPer(rep.Horizon))
+		fmt.Fprintf(w, "%d firings planned in the next %s.\n", rep.Total, planner.FormatDuration(rep.Horizon))
 	}
 	if rep.Truncated {
 		fmt.Fprintln(w, "The horizon held too many firings and was shortened to the whole days that fit.")
@@ -192,7 +193,7 @@ type nextUnplacedJSON struct {
 }
 
 func writeNextJSON(w io.Writer, rep nextReport) error {
-	out := nextJSON{Now: jsonTime(rep.Now), Horizon: fmtPer(rep.Horizon), Firings: []nextFiringJSON{}, Total: rep.Total,
+	out := nextJSON{Now: jsonTime(rep.Now), Horizon: planner.FormatDuration(rep.Horizon), Firings: []nextFiringJSON{}, Total: rep.Total,
 		Unplaced: []nextUnplacedJSON{}}
 	for _, f := range rep.Firings {
 		m := f.Matrix

@@ -282,24 +282,10 @@ func pauseText(p state.Pause, now time.Time, loc *time.Location) string {
 }
 
 // fmtLeft is a duration ahead for people, to the second under an hour and to the
-// minute under two days: "45s", "5m", "4m5s", "2h", "2h5m", "3d4h".
+// minute beyond: "45s", "4m5s", "2h", "2h5m", "3d4h".
 func fmtLeft(d time.Duration) string {
-	two := func(a int, ua string, b int, ub string) string {
-		if b == 0 {
-			return fmt.Sprintf("%d%s", a, ua)
-		}
-		return fmt.Sprintf("%d%s%d%s", a, ua, b, ub)
+	if d >= time.Hour {
+		d = d.Round(time.Minute)
 	}
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Round(time.Second).Seconds()))
-	case d < time.Hour:
-		s := int(d.Round(time.Second).Seconds())
-		return two(s/60, "m", s%60, "s")
-	case d < 48*time.Hour:
-		m := int(d.Round(time.Minute).Minutes())
-		return two(m/60, "h", m%60, "m")
-	}
-	h := int(d.Round(time.Hour).Hours())
-	return two(h/24, "d", h%24, "h")
+	return planner.FormatDuration(d)
 }

@@ -221,54 +221,20 @@ func buildStatus(ctx context.Context, db *state.DB, conf *planner.Config, now ti
 	return rep, nil
 }
 
-// planAhead plans every schedule of conf from now over horizon, as the daemon does:
-// the ledger's recent attempts count in every rule, slots already past planned are not
-// planned again, and windows still open at now are planned too.
-func planAhead(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time, horizon time.Duration) (*planner.Result, error) {
-	var maxWindow time.Duration
-	for _, s := range conf.Schedules {
-		maxWindow = max(maxWindow, s.Window)
-	}
-	atts, err := db.Attempts(ctx, conf.Budget.Trigger().Since(now))
-	if err != nil {
-		return nil, err
-	}
-	past := scheduler.BudgetAttempts(atts)
-	var handledStates []state.State
-	for _, s := range state.States {
-		if s != state.StatePlanned {
-			handledStates = append(handledStates, s)
-		}
-	}
-	done, err := db.History(ctx, state.Filter{Since: now.Add(-maxWindow - time.Minute), States: handledStates})
-	if err != nil {
-		return nil, err
-	}
-	handled := make(map[string]bool, len(done))
-	for _, s := range done {
-		handled[s.Key] = true
-	}
-	return planner.Plan(conf, planner.Input{
-		From: now, Horizon: horizon, Past: past, OpenWindows: true,
-		Skip: func(slot string) bool { return handled[slot] },
-	}), nil
-}
-
-// plannedNext returns the first firing planned over statusHorizon (planAhead) of each
-// schedule, leaving out those a pause in pauses will skip.
+// plannedNext is each schedule's next firing as the daemon plans it
+// (scheduler.NextFirings over statusHorizon), leaving out the firings a pause in
+// pauses will skip.
 func plannedNext(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time, pauses map[string]state.Pause) (map[string]scheduleStatus, error) {
-	res, err := planAhead(ctx, db, conf, now, statusHorizon)
+	next, err := scheduler.NextFirings(ctx, db, conf, now, statusHorizon, func(f planner.Firing) bool {
+		p, ok := pauses[f.Schedule]
+		return ok && pausedAtFiring(p, f.Planned)
+	})
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]scheduleStatus{}
-	for _, f := range res.Firings { // sorted by Planned
-		if p, ok := pauses[f.Schedule]; ok && pausedAtFiring(p, f.Planned) {
-			continue
-		}
-		if _, ok := out[f.Schedule]; !ok {
-			out[f.Schedule] = scheduleStatus{NextPlanned: f.Planned, NextNominal: f.Nominal}
-		}
+	for name, f := range next {
+		out[name] = scheduleStatus{NextPlanned: f.Planned, NextNominal: f.Nominal}
 	}
 	return out, nil
 }
@@ -345,7 +311,7 @@ func writeStatusTable(w io.Writer, rep *statusReport, wide bool) error {
 			if !s.NextPlanned.IsZero() {
 				next = fmtCompact(s.NextPlanned, rep.Now, rep.Loc)
 				if shift := s.NextPlanned.Sub(s.NextNominal); shift > 0 && !s.NextNominal.IsZero() {
-					next += " (+" + fmtElapsed(shift) + ")"
+					next += " (+" + planner.FormatDuration(shift) + ")"
 				}
 			} else if s.Paused != nil {
 				next = "paused"
@@ -383,7 +349,7 @@ func writeStatusTable(w io.Writer, rep *statusReport, wide bool) error {
 	fmt.Fprintf(w, "\nTrigger budget in use now (ledger attempts in each rule's window):\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, b := range rep.Budget {
-		line := fmt.Sprintf("  %s\t%d of %d used", ruleName(b.Rule), b.Used, b.Rule.Effective())
+		line := fmt.Sprintf("  %s\t%d of %d used", scheduler.RuleName(b.Rule), b.Used, b.Rule.Effective())
 		if b.Rule.Reserve > 0 {
 			line += fmt.Sprintf(" (%d more kept for other clients)", b.Rule.Reserve)
 		}
@@ -409,7 +375,7 @@ func slotColumns(l *state.Slot, rep *statusReport) slotCells {
 		c.state += " (" + string(l.Kind) + ")"
 	}
 	if d, live := slotElapsed(*l, rep.Now); d > 0 {
-		c.elapsed = fmtElapsed(d)
+		c.elapsed = planner.FormatDuration(d)
 		if live {
 			c.elapsed += " so far"
 		}
@@ -483,7 +449,7 @@ func writeStatusJSON(w io.Writer, rep *statusReport) error {
 		out.Schedules = append(out.Schedules, j)
 	}
 	for _, b := range rep.Budget {
-		out.Budget = append(out.Budget, budgetJSON{Rule: ruleName(b.Rule), Used: b.Used, Limit: b.Rule.Effective(), Reserve: b.Rule.Reserve})
+		out.Budget = append(out.Budget, budgetJSON{Rule: scheduler.RuleName(b.Rule), Used: b.Used, Limit: b.Rule.Effective(), Reserve: b.Rule.Reserve})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

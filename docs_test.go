@@ -3,14 +3,13 @@ package main
 // The executable guide: the command blocks that docs/operations.md and docs/config.md
 // mark with <!-- doctest ... --> are run by TestDocs and their output compared with
 // what the doc shows, so that a change that alters an output fails until the doc
-// follows (go test -run TestDocs -update-docs rewrites the shown outputs). See
+// follows (go test -run TestDocs -update rewrites the shown outputs). See
 // docs/testing.md, "The executable guide".
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -29,8 +28,6 @@ import (
 
 	"hexcron/state"
 )
-
-var updateDocs = flag.Bool("update-docs", false, "rewrite the outputs the docs show from what their marked commands print")
 
 // docFiles are the documents whose marked blocks TestDocs runs.
 var docFiles = []string{"docs/operations.md", "docs/config.md"}
@@ -332,7 +329,7 @@ func TestDocs(t *testing.T) {
 					if slices.Equal(got, s.want) {
 						continue
 					}
-					if *updateDocs && !s.fixed {
+					if *update && !s.fixed {
 						var repl []string
 						for _, l := range got {
 							repl = append(repl, strings.TrimRight(s.prefix+l, " "))
@@ -340,11 +337,11 @@ func TestDocs(t *testing.T) {
 						edits = append(edits, edit{s.from, s.to, repl})
 						continue
 					}
-					t.Errorf("%s:%d: the output of\n  %s\ndiffers from what the doc shows (go test -run TestDocs -update-docs rewrites it):\n%s",
+					t.Errorf("%s:%d: the output of\n  %s\ndiffers from what the doc shows (go test -run TestDocs -update rewrites it):\n%s",
 						b.file, b.line, strings.ReplaceAll(s.cmd, "\n", "\n  "), lineDiff(s.want, got))
 				}
 			}
-			if *updateDocs && len(edits) > 0 {
+			if *update && len(edits) > 0 {
 				sort.Slice(edits, func(i, j int) bool { return edits[i].from > edits[j].from })
 				for _, ed := range edits {
 					lines = slices.Replace(lines, ed.from, ed.to, ed.lines...)
@@ -500,7 +497,7 @@ func fillDocsDB(t *testing.T, path string) {
 		must(err)
 		must(db.Complete(ctx, aid, sent.Add(400*time.Millisecond)))
 		must(db.Transition(ctx, key, state.StateTriggered, state.Update{At: sent.Add(time.Second), RunID: id,
-			RunURL: "https://app.hex.tech/app/" + project + "/latest?runId=" + id, TraceID: fmt.Sprintf("%032x", n),
+			RunURL: "https://app.hex.tech/app/" + project + "/latest?runId=" + id, TraceID: fmt.Sprintf("%016x%016x", uint64(n)*0x9e3779b97f4a7c15, uint64(n)*0xc2b2ae3d27d4eb4f),
 			Triggered: sent, Project: project, Timeout: 30 * time.Minute, ProjectVersion: strconv.Itoa(3 + n%4)}))
 		start := sent.Add(6 * time.Second)
 		must(db.Transition(ctx, key, state.StateRunning, state.Update{At: start.Add(time.Second), Started: start}))
@@ -573,7 +570,8 @@ func TestDocsLogKeys(t *testing.T) {
 	}
 }
 
-// stringConsts returns the values of the string constants of a Go file.
+// stringConsts returns the values of the string constants of a Go file whose names
+// start with key or Key (the log keys).
 func stringConsts(t *testing.T, path string) []string {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
@@ -583,7 +581,10 @@ func stringConsts(t *testing.T, path string) []string {
 	var out []string
 	ast.Inspect(f, func(n ast.Node) bool {
 		if vs, ok := n.(*ast.ValueSpec); ok {
-			for _, v := range vs.Values {
+			for i, v := range vs.Values {
+				if name := vs.Names[i].Name; !strings.HasPrefix(name, "key") && !strings.HasPrefix(name, "Key") {
+					continue
+				}
 				if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
 					s, _ := strconv.Unquote(lit.Value)
 					out = append(out, s)

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"hexcron/budget"
@@ -23,8 +24,8 @@ type Store interface {
 	ClaimedRun(ctx context.Context, runID string) (slotKey string, ok bool, err error)
 	BudgetUsed(ctx context.Context, now time.Time, windows []time.Duration) ([]int, error)
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
-	PruneHistory(ctx context.Context, before time.Time) (int64, error)
-	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+	// PruneStore prunes what retention no longer keeps (see Prune).
+	PruneStore
 	// Pauses lists the pauses in force at now (`hexcron pause`); PrunePauses deletes
 	// those whose until has come.
 	Pauses(ctx context.Context, now time.Time) ([]state.Pause, error)
@@ -33,20 +34,9 @@ type Store interface {
 	Owners(ctx context.Context) ([]state.Owner, error)
 }
 
-// recentAttempts returns the ledger's attempts that admission at now (or later) can
-// still count (this and other processes', in flight or answered, with their Sent and
-// Done times): every plan counts them as admission does.
-func recentAttempts(ctx context.Context, st Store, conf *planner.Config, now time.Time) ([]budget.Attempt, error) {
-	atts, err := st.Attempts(ctx, conf.Budget.Trigger().Since(now))
-	if err != nil {
-		return nil, err
-	}
-	return BudgetAttempts(atts), nil
-}
-
 // handledSlots returns the keys of slots with nominal >= since in any state but
 // planned: the planner must not plan them again.
-func handledSlots(ctx context.Context, st Store, since time.Time) (map[string]bool, error) {
+func handledSlots(ctx context.Context, st PlanStore, since time.Time) (map[string]bool, error) {
 	var states []state.State
 	for _, s := range state.States {
 		if s != state.StatePlanned {
@@ -60,6 +50,61 @@ func handledSlots(ctx context.Context, st Store, since time.Time) (map[string]bo
 	out := make(map[string]bool, len(slots))
 	for _, s := range slots {
 		out[s.Key] = true
+	}
+	return out, nil
+}
+
+// PlanStore is what planning from the database needs (*state.DB, read-only is enough).
+type PlanStore interface {
+	Attempts(ctx context.Context, since time.Time) ([]state.Attempt, error)
+	History(ctx context.Context, f state.Filter) ([]state.Slot, error)
+}
+
+// planInput reads what every plan at now starts from: the ledger's attempts that
+// admission can still count, and the slots already past planned whose windows may
+// still be open (they are not planned again).
+func planInput(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time) ([]budget.Attempt, map[string]bool, error) {
+	atts, err := st.Attempts(ctx, conf.Budget.Trigger().Since(now))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ledger: %w", err)
+	}
+	handled, err := handledSlots(ctx, st, now.Add(-maxWindow(conf)-time.Minute))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read slots: %w", err)
+	}
+	return BudgetAttempts(atts), handled, nil
+}
+
+// PlanAhead plans conf from now over horizon as the daemon plans it (the same input:
+// the ledger's recent attempts in every rule, slots already handled left out, windows
+// still open at now planned too). `hexcron next` lists its firings.
+func PlanAhead(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time, horizon time.Duration) (*planner.Result, error) {
+	past, handled, err := planInput(ctx, st, conf, now)
+	if err != nil {
+		return nil, err
+	}
+	return planner.Plan(conf, planner.Input{
+		From: now, Horizon: horizon, Past: past, OpenWindows: true,
+		Skip: func(slot string) bool { return handled[slot] },
+	}), nil
+}
+
+// NextFirings is PlanAhead's first planned firing of each schedule, leaving out those
+// skip reports (e.g. a firing a pause will skip; skip may be nil). `hexcron status`
+// shows it as the next firing.
+func NextFirings(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time, horizon time.Duration, skip func(planner.Firing) bool) (map[string]planner.Firing, error) {
+	res, err := PlanAhead(ctx, st, conf, now, horizon)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]planner.Firing{}
+	for _, f := range res.Firings { // sorted by Planned
+		if skip != nil && skip(f) {
+			continue
+		}
+		if _, ok := out[f.Schedule]; !ok {
+			out[f.Schedule] = f
+		}
 	}
 	return out, nil
 }
