@@ -44,6 +44,9 @@ type Config struct {
 	Grace time.Duration
 	// NoPreflight turns off the preflight (Check) at start and on reload.
 	NoPreflight bool
+	// PauseCheck is how often the loop reads the pauses `hexcron pause` writes (default
+	// 5s); it also reads them before it acts on a due firing.
+	PauseCheck time.Duration
 	// Version is hexcron's version, for the start line.
 	Version string
 	// Tenure is the daemon's registration and lease (see Register): Run keeps it
@@ -75,6 +78,7 @@ type Daemon struct {
 	fenced     bool        // another daemon leads this database: trigger nothing (see fence.go)
 	settling   settleSet
 	reloads    reloadState // see reload.go
+	pauses     pauseView   // see pause.go
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
 
@@ -125,6 +129,7 @@ func New(cfg Config) (*Daemon, error) {
 	def(&cfg.Heartbeat, 30*time.Second)
 	def(&cfg.Reconcile, 45*time.Second)
 	def(&cfg.Grace, 10*time.Second)
+	def(&cfg.PauseCheck, 5*time.Second)
 	d := &Daemon{
 		planReasons: map[string]string{},
 		shiftLogged: map[string]bool{},
@@ -232,6 +237,10 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			nextBeat = now.Add(d.cfg.Heartbeat)
 			d.notifyStatus(ctx, now)
 			d.settleOrphans(ctx, now)
+			d.prunePauses(ctx, now)
+		}
+		if !now.Before(d.pauses.next) {
+			d.readPauses(ctx, now)
 		}
 		if !now.Before(d.nextReplan) {
 			d.replan(ctx, now)
@@ -242,7 +251,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		d.fireDue(ctx, trigCtx, now)
 		d.expire(ctx, now)
 
-		wake := minTime(minTime(d.nextReplan, nextBeat), d.nextPrune)
+		wake := minTime(minTime(minTime(d.nextReplan, nextBeat), d.nextPrune), d.pauses.next)
 		if len(d.plan) > 0 {
 			wake = minTime(wake, d.plan[0].Planned)
 		}
@@ -524,6 +533,9 @@ func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
 	if d.fenced {
 		return
 	}
+	if due := (len(d.plan) > 0 && !d.plan[0].Planned.After(now)) || len(d.held) > 0; due && d.pauses.read.Before(now) {
+		d.readPauses(ctx, now) // a pause set a moment ago applies to this firing
+	}
 	i := 0
 	for ; i < len(d.plan) && !d.plan[i].Planned.After(now); i++ {
 		d.dispatch(ctx, trigCtx, d.plan[i], now)
@@ -553,6 +565,10 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if s == nil {
 		delete(d.extra, f.Slot)
 		return // removed by a reload after it was planned
+	}
+	if p, ok := d.pausedAt(f.Schedule, now); ok {
+		d.skip(ctx, f, skipPaused, PauseReason(p, conf.Location))
+		return
 	}
 	active, err := d.cfg.Store.ActiveRuns(ctx)
 	if err != nil {
@@ -867,7 +883,10 @@ func (d *Daemon) notifyStatus(ctx context.Context, now time.Time) {
 			d.cfg.Metrics.SetBudget(name, used[i], r.Limit-r.Reserve)
 		}
 	}
-	parts = append(parts, fmt.Sprintf("%d in flight", len(d.inflight)))
+	parts = append(parts, fmt.Sprintf("%d triggers in flight", len(d.inflight)))
+	if p := d.pausedStatus(); p != "" {
+		parts = append(parts, p)
+	}
 	d.cfg.Notifier.Notify("STATUS=" + strings.Join(parts, ", "))
 }
 
