@@ -1,4 +1,4 @@
--- hexcron schema version 6: schedules paused with `hexcron pause`, read by the running
+-- hexcron schema version 8: schedules paused with `hexcron pause`, read by the running
 -- daemon every few seconds (no reload). One row per paused schedule: a resume deletes
 -- it, and the daemon deletes a row whose until has passed, so the table never holds
 -- more than the schedules paused now (plus, briefly, those that just expired).
