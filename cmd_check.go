@@ -58,7 +58,7 @@ func runCheck(ctx context.Context, e *env, args []string, mod func(*hexclient.Co
 	var configPath, dbFlag string
 	var asJSON, dryRun bool
 	fs := newFlagSet(e, "check", checkUsage)
-	fs.StringVar(&configPath, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
+	fs.StringVar(&configPath, "config", "", "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	fs.BoolVar(&dryRun, "dry-run", false, "also send one dryRun RunProject per project (counted against the trigger caps)")
 	fs.StringVar(&dbFlag, "db", "", "with --dry-run: the daemon's database (a SQLite file or a postgres:// URL), whose ledger the dry runs join (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
@@ -73,6 +73,9 @@ func runCheck(ctx context.Context, e *env, args []string, mod func(*hexclient.Co
 	if dbFlag != "" && !dryRun {
 		fmt.Fprintln(e.stderr, "hexcron check: --db is only used with --dry-run")
 		return exitUsage
+	}
+	if configPath == "" {
+		configPath = defaultConfigPath(e.getenv)
 	}
 	conf, err := planner.LoadFile(configPath)
 	if err != nil {

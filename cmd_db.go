@@ -23,6 +23,7 @@ type stateDB interface {
 	scheduler.LedgerStore
 	scheduler.LeaseStore
 	scheduler.StoryStore
+	pauseStore
 	LastRunPerSchedule(ctx context.Context) (map[string]state.Slot, error)
 	NextPlanned(ctx context.Context, now time.Time) (map[string]state.Slot, error)
 	Close() error

@@ -13,7 +13,7 @@ import (
 
 // update rewrites golden files instead of comparing with them: `go test -update`, the
 // one flag of every package with golden files (planner's too).
-var update = flag.Bool("update", false, "rewrite the golden files (testdata/golden/*) from the current output")
+var update = flag.Bool("update", false, "rewrite the golden files (testdata/golden/*) and the outputs the docs show (TestDocs) from the current output")
 
 // testEnv is an env with a fixed clock, no Hex token and no default config file.
 func testEnv(t *testing.T, now time.Time, vars map[string]string) (*env, *bytes.Buffer, *bytes.Buffer) {

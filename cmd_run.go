@@ -97,7 +97,7 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() { fmt.Fprint(e.stderr, runUsage); fs.PrintDefaults() }
-	fs.StringVar(&f.config, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
+	fs.StringVar(&f.config, "config", "", "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
 	fs.StringVar(&f.db, "db", "", "database: a SQLite file, or a postgres:// URL shared with standby daemons (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db; with --simulate a fresh ./hexcron-sim.db)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when empty)")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "auto (colour on a terminal, text otherwise), text or json")
@@ -116,6 +116,9 @@ func runDaemon(ctx context.Context, e *env, args []string, reload <-chan struct{
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "hexcron run: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	if f.config == "" {
+		f.config = defaultConfigPath(e.getenv)
 	}
 	if f.horizon <= 0 || f.horizon > maxRunHorizon {
 		fmt.Fprintf(e.stderr, "hexcron run: --horizon must be positive and at most %s (got %s)\n", maxRunHorizon, f.horizon)
@@ -389,8 +392,13 @@ func serveSim(clk clock.Clock, seed int64, log *slog.Logger) (base string, stop 
 			},
 		},
 		// Now and then a 500 after the run was created: the demo shows the reconcile
-		// that adopts the run instead of POSTing again.
-		Faults: hexsim.Faults{Probabilities: map[hexsim.Fault]float64{hexsim.Fault5xxAfterCreate: 0.08}},
+		// that adopts the run instead of POSTing again. The second trigger always gets
+		// one, so that the demo shows it in its first simulated minute whatever the
+		// draws (which depend on how reads and triggers interleave).
+		Faults: hexsim.Faults{
+			At:            map[int]hexsim.Fault{2: hexsim.Fault5xxAfterCreate},
+			Probabilities: map[hexsim.Fault]float64{hexsim.Fault5xxAfterCreate: 0.08},
+		},
 	})
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -14,11 +14,15 @@ import (
 	"hexcron/state"
 )
 
-const statusUsage = `Usage: hexcron status [--db FILE] [--config FILE] [--json]
+const statusUsage = `Usage: hexcron status [--db FILE] [--config FILE] [--wide] [--json]
 
-Per schedule: the last run (state, nominal instant, trigger time, elapsed time, run
-URL, reason), the next planned firing, and the trigger budget used in each rule's
-window right now. It opens the database read-only: safe while the daemon runs.
+Per schedule: the last run (nominal instant, state, elapsed time, reason), the next
+planned firing, the pauses ("hexcron pause"), and the trigger budget used in each
+rule's window right now. It opens the database read-only: safe while the daemon runs.
+
+The table fits 120 columns: long reasons (then long names) are cut, ending in an ellipsis;
+instants show the time only when they fall today (in the config's zone), else
+"Jan 02 15:04:05". --wide adds the trigger time and the run URL and cuts nothing.
 
 With a config (--config, or the default config file when it exists) the schedules and
 rules are the config's, and the next firing is planned from now over 48h counting the
@@ -28,7 +32,13 @@ rules are Hex's defaults (20/1m, 60/1h).
 
 A schedule the database knows but the config does not (a reload removed it) is marked
 "(removed)"; its runs still going are tracked by the daemon to their end. Every run of
-a schedule still going besides the last one gets a line of its own.
+a schedule still going besides the last one gets a line of its own. A paused schedule
+is marked "(paused)", and its next firing is the first one planned after its pause.
+
+A dry run of a config change: --config NEW.yaml with the live --db shows what the new
+file would do against the ledger and runs of the running daemon (schedules it removes
+marked "(removed)", next firings planned with the budget already used); "hexcron next"
+with the same flags lists the coming firings. Nothing is written.
 
 The last line names the leader: the daemon that holds the database's lease and
 triggers the schedules, its host and pid, and since when (with PostgreSQL, the other
@@ -38,7 +48,8 @@ Times are shown in the config's default timezone (UTC without a config). --json 
 one object (times RFC 3339 in UTC, null when unset):
   {"now", "schedules": [{"name", "removed" (true: not in the config),
    "last": RUN or null, "in_flight": [RUN, ...] (runs still going besides last),
-   "next": RFC3339 or null}],
+   "next": RFC3339 or null, "paused": {"since", "until" (null: until resumed),
+   "by", "reason"} or null}],
    "budget": [{"rule": "60/1h", "used", "limit" (limit minus reserve), "reserve"}],
    "leader": {"epoch", "live" (its lease has not lapsed), "host", "pid", "since",
    "expires"} (host to expires null when nobody leads)}
@@ -71,6 +82,7 @@ type leaderStatus struct {
 type scheduleStatus struct {
 	Name        string
 	Removed     bool         // in the database but not in the config
+	Paused      *state.Pause // nil: not paused
 	Last        *state.Slot  // nil: never past planned
 	InFlight    []state.Slot // runs not ended besides Last, oldest first
 	NextPlanned time.Time    // zero: none known
@@ -84,11 +96,12 @@ type ruleUse struct {
 
 func cmdStatus(e *env, args []string) int {
 	var dbFlag, configFlag string
-	var asJSON bool
+	var asJSON, wide bool
 	fs := newFlagSet(e, "status", statusUsage)
 	fs.StringVar(&dbFlag, "db", "", "database: a SQLite file, or a postgres:// URL (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.StringVar(&configFlag, "config", "", "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml, when it exists)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	fs.BoolVar(&wide, "wide", false, "add the trigger time and run URL columns, and cut no text")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -114,7 +127,7 @@ func cmdStatus(e *env, args []string) int {
 	if asJSON {
 		err = writeStatusJSON(e.stdout, rep)
 	} else {
-		err = writeStatusTable(e.stdout, rep)
+		err = writeStatusTable(e.stdout, rep, wide)
 	}
 	if err != nil {
 		return fail(e.stderr, "status", err)
@@ -140,13 +153,17 @@ func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time
 	if err != nil {
 		return nil, err
 	}
+	pauses, err := pausesByName(ctx, db, now)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
 	next := map[string]scheduleStatus{}
 	if conf != nil {
 		for _, s := range conf.Schedules {
 			names = append(names, s.Name)
 		}
-		if next, err = plannedNext(ctx, db, conf, now); err != nil {
+		if next, err = plannedNext(ctx, db, conf, now, pauses); err != nil {
 			return nil, err
 		}
 	} else {
@@ -155,6 +172,9 @@ func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time
 			return nil, err
 		}
 		for name, s := range planned {
+			if p, ok := pauses[name]; ok && pausedAtFiring(p, s.Planned) {
+				continue // the database knows only the next planned slot; it will be skipped
+			}
 			next[name] = scheduleStatus{NextPlanned: s.Planned, NextNominal: s.Nominal}
 		}
 	}
@@ -177,6 +197,11 @@ func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time
 			}
 		}
 	}
+	for n := range pauses {
+		if !known[n] {
+			extra, known[n] = append(extra, n), true
+		}
+	}
 	sort.Strings(extra)
 	names = append(names, extra...)
 	active, err := db.ActiveRuns(ctx) // by planned time: oldest first
@@ -186,6 +211,9 @@ func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time
 	for _, n := range names {
 		st := scheduleStatus{Name: n, NextPlanned: next[n].NextPlanned, NextNominal: next[n].NextNominal}
 		st.Removed = conf != nil && conf.Schedule(n) == nil
+		if p, ok := pauses[n]; ok {
+			st.Paused = &p
+		}
 		if s, ok := last[n]; ok {
 			st.Last = &s
 		}
@@ -212,9 +240,13 @@ func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time
 }
 
 // plannedNext is each schedule's next firing as the daemon plans it
-// (scheduler.NextFirings over statusHorizon).
-func plannedNext(ctx context.Context, db stateDB, conf *planner.Config, now time.Time) (map[string]scheduleStatus, error) {
-	next, err := scheduler.NextFirings(ctx, db, conf, now, statusHorizon)
+// (scheduler.NextFirings over statusHorizon), leaving out the firings a pause in
+// pauses will skip.
+func plannedNext(ctx context.Context, db stateDB, conf *planner.Config, now time.Time, pauses map[string]state.Pause) (map[string]scheduleStatus, error) {
+	next, err := scheduler.NextFirings(ctx, db, conf, now, statusHorizon, func(f planner.Firing) bool {
+		p, ok := pauses[f.Schedule]
+		return ok && pausedAtFiring(p, f.Planned)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +256,23 @@ func plannedNext(ctx context.Context, db stateDB, conf *planner.Config, now time
 	}
 	return out, nil
 }
+
+// pausesByName reads the pauses in force at now.
+func pausesByName(ctx context.Context, db pauseStore, now time.Time) (map[string]state.Pause, error) {
+	ps, err := db.Pauses(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]state.Pause, len(ps))
+	for _, p := range ps {
+		out[p.Schedule] = p
+	}
+	return out, nil
+}
+
+// pausedAtFiring reports whether a firing planned at planned meets pause p (the daemon
+// then records it skipped).
+func pausedAtFiring(p state.Pause, planned time.Time) bool { return p.InForce(planned) }
 
 // slotElapsed is how long a slot's run took (Hex's elapsed time, else end minus
 // start), or for a run still going how long it has been going; live reports the latter.
@@ -246,39 +295,74 @@ func slotElapsed(s state.Slot, now time.Time) (d time.Duration, live bool) {
 	return 0, false
 }
 
-func writeStatusTable(w io.Writer, rep *statusReport) error {
+// statusWidth is the width the status table fits without --wide.
+const statusWidth = 120
+
+func writeStatusTable(w io.Writer, rep *statusReport, wide bool) error {
 	fmt.Fprintf(w, "hexcron status at %s (times in %s), schedules from %s\n\n",
 		fmtTime(rep.Now, rep.Loc), rep.Loc, rep.Source)
 	if len(rep.Schedules) == 0 {
 		fmt.Fprintln(w, "No schedules: the config has none and the database has no slots yet.")
 	} else {
-		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "SCHEDULE\tLAST NOMINAL\tSTATE\tTRIGGERED\tELAPSED\tNEXT\tRUN URL\tREASON")
+		header := []string{"SCHEDULE", "LAST NOMINAL", "STATE", "ELAPSED", "NEXT", "REASON"}
+		if wide {
+			header = []string{"SCHEDULE", "LAST NOMINAL", "STATE", "TRIGGERED", "ELAPSED", "NEXT", "RUN URL", "REASON"}
+		}
+		rows := [][]string{header}
+		line := func(name string, l *state.Slot, next string) {
+			c := slotColumns(l, rep)
+			if wide {
+				rows = append(rows, []string{name, c.nominal, c.state, c.triggered, c.elapsed, next, c.url, c.reason})
+			} else {
+				rows = append(rows, []string{name, c.nominal, c.state, c.elapsed, next, c.reason})
+			}
+		}
 		for _, s := range rep.Schedules {
 			name := s.Name
-			if s.Removed {
+			switch {
+			case s.Removed:
 				name += " (removed)"
-			}
-			nominal, st, trig, el, url, reason := "-", "never run", "-", "-", "-", "-"
-			if l := s.Last; l != nil {
-				nominal, st, trig, el, url, reason = slotColumns(*l, rep)
+			case s.Paused != nil:
+				name += " (paused)"
 			}
 			next := "-"
 			if !s.NextPlanned.IsZero() {
-				next = fmtTime(s.NextPlanned, rep.Loc)
+				next = fmtCompact(s.NextPlanned, rep.Now, rep.Loc)
 				if shift := s.NextPlanned.Sub(s.NextNominal); shift > 0 && !s.NextNominal.IsZero() {
 					next += " (+" + planner.FormatDuration(shift) + ")"
 				}
+			} else if s.Paused != nil {
+				next = "paused"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, nominal, st, trig, el, next, url, reason)
+			line(name, s.Last, next)
 			for _, r := range s.InFlight {
-				nominal, st, trig, el, url, reason := slotColumns(r, rep)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, nominal, st, trig, el, "-", url, reason)
+				line(name, &r, "-")
 			}
 		}
-		if err := tw.Flush(); err != nil {
-			return err
+		width := statusWidth
+		if wide {
+			width = 0
 		}
+		// Cut the reason first, then the schedule names; never the instants.
+		writeTable(w, rows, width, len(header)-1, 0)
+	}
+	var paused []scheduleStatus
+	for _, s := range rep.Schedules {
+		if s.Paused != nil {
+			paused = append(paused, s)
+		}
+	}
+	if len(paused) > 0 {
+		fmt.Fprintf(w, "\nPaused (\"hexcron resume NAME\" ends a pause):\n")
+		rows := [][]string{}
+		for _, s := range paused {
+			rows = append(rows, []string{"", s.Name, pauseText(*s.Paused, rep.Now, rep.Loc)})
+		}
+		width := statusWidth
+		if wide {
+			width = 0
+		}
+		writeTable(w, rows, width, 2)
 	}
 	fmt.Fprintf(w, "\nTrigger budget in use now (ledger attempts in each rule's window):\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
@@ -341,22 +425,26 @@ func leaderLine(rep *statusReport) string {
 	return line
 }
 
-// slotColumns is how the status table shows one slot: nominal, state, triggered,
-// elapsed, run URL and reason.
-func slotColumns(l state.Slot, rep *statusReport) (nominal, st, trig, el, url, reason string) {
-	nominal = fmtTime(l.Nominal, rep.Loc)
-	st = string(l.State)
-	if l.Kind != "" && l.Kind != state.KindScheduled {
-		st += " (" + string(l.Kind) + ")"
+// slotCells is how the status table shows one slot.
+type slotCells struct{ nominal, state, triggered, elapsed, url, reason string }
+
+// slotColumns is how the status table shows slot l (nil: never run).
+func slotColumns(l *state.Slot, rep *statusReport) slotCells {
+	if l == nil {
+		return slotCells{"-", "never run", "-", "-", "-", "-"}
 	}
-	trig, el = fmtTimeNear(l.Triggered, l.Nominal, rep.Loc), "-"
-	if d, live := slotElapsed(l, rep.Now); d > 0 {
-		el = planner.FormatDuration(d)
+	c := slotCells{nominal: fmtCompact(l.Nominal, rep.Now, rep.Loc), state: string(l.State),
+		triggered: fmtTimeNear(l.Triggered, l.Nominal, rep.Loc), elapsed: "-", url: dash(l.RunURL), reason: oneLine(l.Reason)}
+	if l.Kind != "" && l.Kind != state.KindScheduled {
+		c.state += " (" + string(l.Kind) + ")"
+	}
+	if d, live := slotElapsed(*l, rep.Now); d > 0 {
+		c.elapsed = planner.FormatDuration(d)
 		if live {
-			el += " so far"
+			c.elapsed += " so far"
 		}
 	}
-	return nominal, st, trig, el, dash(l.RunURL), oneLine(l.Reason)
+	return c
 }
 
 // statusJSON is the documented --json shape of status.
@@ -382,6 +470,14 @@ type scheduleStatusJSON struct {
 	Last     *lastRunJSON  `json:"last"`
 	InFlight []lastRunJSON `json:"in_flight"`
 	Next     *string       `json:"next"`
+	Paused   *pauseJSON    `json:"paused"`
+}
+
+type pauseJSON struct {
+	Since  *string `json:"since"`
+	Until  *string `json:"until"`
+	By     string  `json:"by"`
+	Reason string  `json:"reason"`
 }
 
 type lastRunJSON struct {
@@ -420,6 +516,9 @@ func writeStatusJSON(w io.Writer, rep *statusReport) error {
 		}
 		for _, r := range s.InFlight {
 			j.InFlight = append(j.InFlight, runJSON(r, rep.Now))
+		}
+		if p := s.Paused; p != nil {
+			j.Paused = &pauseJSON{Since: jsonTime(p.Since), Until: jsonTime(p.Until), By: p.By, Reason: p.Reason}
 		}
 		out.Schedules = append(out.Schedules, j)
 	}

@@ -139,7 +139,7 @@ func fillFixtureDB(t *testing.T) string {
 }
 
 // fillStatusFixtureDB is fillFixtureDB plus, for status, a schedule removed from the
-// config while one of its runs was going.
+// config while one of its runs was going, and a paused schedule.
 func fillStatusFixtureDB(t *testing.T) string {
 	t.Helper()
 	path := fillFixtureDB(t)
@@ -175,9 +175,14 @@ func fillStatusFixtureDB(t *testing.T) string {
 	must(db.SkipSlot(ctx, state.Slot{Key: "legacy-export@2026-03-02T10:10:00Z"},
 		"queued when a reload removed its schedule from the config", at("10:12:00")))
 
+	// ticker: paused at 10:14 for two hours (`hexcron pause ticker --for 2h`).
+	must(db.SetPause(ctx, state.Pause{Schedule: "ticker", Since: at("10:14:00"), Until: at("12:14:00"),
+		By: "alice", Reason: "backfill of the March data"}))
 	return path
 }
 
+// TestStatusGolden compares status (and next, which plans the same way) on the fixture
+// with testdata/golden/; the file name before "." or "-" is the command.
 func TestStatusGolden(t *testing.T) {
 	dbPath := fillStatusFixtureDB(t)
 	for _, tc := range []struct {
@@ -188,10 +193,15 @@ func TestStatusGolden(t *testing.T) {
 		{"status.json", []string{"--db", dbPath, "--config", fixtureConfig, "--json"}},
 		{"status-nocfg.txt", []string{"--db", dbPath}},
 		{"status-nocfg.json", []string{"--db", dbPath, "--json"}},
+		{"status-wide.txt", []string{"--db", dbPath, "--config", fixtureConfig, "--wide"}},
+		{"next.txt", []string{"--db", dbPath, "--config", fixtureConfig, "--n", "12"}},
+		{"next.json", []string{"--db", dbPath, "--config", fixtureConfig, "--n", "4", "--json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, out, errb := testEnv(t, fixtureNow, nil)
-			if code := run(append([]string{"status"}, tc.args...), e); code != exitOK {
+			cmd, _, _ := strings.Cut(tc.name, ".")
+			cmd, _, _ = strings.Cut(cmd, "-")
+			if code := run(append([]string{cmd}, tc.args...), e); code != exitOK {
 				t.Fatalf("exit %d, stderr:\n%s", code, errb)
 			}
 			if errb.Len() > 0 {
@@ -217,6 +227,12 @@ func TestStatusJSONFields(t *testing.T) {
 		RunURL         string   `json:"run_url"`
 		Reason         string   `json:"reason"`
 	}
+	type pause struct {
+		Since  *string `json:"since"`
+		Until  *string `json:"until"`
+		By     string  `json:"by"`
+		Reason string  `json:"reason"`
+	}
 	type doc struct {
 		Now       string `json:"now"`
 		Schedules []struct {
@@ -225,6 +241,7 @@ func TestStatusJSONFields(t *testing.T) {
 			Last     *last   `json:"last"`
 			InFlight []last  `json:"in_flight"`
 			Next     *string `json:"next"`
+			Paused   *pause  `json:"paused"`
 		} `json:"schedules"`
 		Budget []struct {
 			Rule    string `json:"rule"`
@@ -318,8 +335,18 @@ func TestStatusJSONFields(t *testing.T) {
 		if l := tick.Last; l == nil || l.State != "running" || l.ElapsedSeconds == nil || *l.ElapsedSeconds != 296 {
 			t.Errorf("ticker last = %+v", l)
 		}
-		if str(tick.Next) != "2026-03-02T10:20:00Z" {
-			t.Errorf("ticker next = %s", str(tick.Next))
+		// Paused until 12:14: its next firing is the first one after the pause.
+		if p := tick.Paused; p == nil || str(p.Since) != "2026-03-02T10:14:00Z" || str(p.Until) != "2026-03-02T12:14:00Z" ||
+			p.By != "alice" || p.Reason != "backfill of the March data" {
+			t.Errorf("ticker paused = %+v", p)
+		}
+		if str(tick.Next) != "2026-03-02T12:20:00Z" {
+			t.Errorf("ticker next = %s, want 12:20, the first firing after its pause", str(tick.Next))
+		}
+		for _, s := range d.Schedules {
+			if s.Paused != nil && s.Name != "ticker" {
+				t.Errorf("%s paused = %+v, want null", s.Name, s.Paused)
+			}
 		}
 		if l := night.Last; l == nil || l.Kind != "manual" || l.State != "triggered" || l.Slot != "nightly@2026-03-02T10:14:30Z+manual" {
 			t.Errorf("nightly last = %+v", l)
@@ -358,9 +385,10 @@ func TestStatusJSONFields(t *testing.T) {
 				t.Errorf("%s marked removed without a config", s.Name)
 			}
 		}
-		// The next slots recorded as planned, at their planned instants.
+		// The next slots recorded as planned, at their planned instants; ticker's is
+		// inside its pause.
 		want := map[string]string{"legacy-export": "null", "nightly": "null", "old-report": "null", "regional-report": "null",
-			"revenue-dashboard": "2026-03-02T11:00:00Z", "ticker": "2026-03-02T10:20:05Z"}
+			"revenue-dashboard": "2026-03-02T11:00:00Z", "ticker": "null"}
 		for n, w := range want {
 			if next[n] != w {
 				t.Errorf("%s next = %s, want %s", n, next[n], w)

@@ -87,7 +87,7 @@ func cmdTrigger(e *env, args []string) int {
 func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, poll triggerPoll) int {
 	var f triggerFlags
 	fs := newFlagSet(e, "trigger", triggerUsage)
-	fs.StringVar(&f.config, "config", defaultConfigPath(e.getenv), "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
+	fs.StringVar(&f.config, "config", "", "schedules file (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml)")
 	fs.StringVar(&f.db, "db", "", "database: a SQLite file, or a postgres:// URL (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.Var(&f.params, "param", "input param `k=v` overriding the schedule's (repeatable)")
 	fs.BoolVar(&f.wait, "wait", false, "wait until the run ends; exit 0 only if it COMPLETED")
@@ -108,6 +108,9 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 		return exitUsage
 	}
 	name := pos[0]
+	if f.config == "" {
+		f.config = defaultConfigPath(e.getenv)
+	}
 
 	conf, err := planner.LoadFile(f.config)
 	if err != nil {

@@ -146,7 +146,7 @@ runs:
 
 	// status, while the run is still going, names it under its old schedule.
 	e, out, errb := testEnv(t, time.Now(), nil)
-	if code := run([]string{"status", "--db", db, "--config", cfg}, e); code != exitOK {
+	if code := run([]string{"status", "--db", db, "--config", cfg, "--wide"}, e); code != exitOK { // --wide: the run URL names the run
 		t.Fatalf("status: exit %d: %s", code, errb)
 	}
 	var removed []string

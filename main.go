@@ -44,9 +44,12 @@ func commands() []command {
 		{"plan", "forecast every hour's trigger cost and how the caps are met", cmdPlan},
 		{"validate", "check a config file and report every problem with FILE:LINE", cmdValidate},
 		{"check", "ask Hex whether the token, the base URL and every project are right", cmdCheck},
-		{"status", "per schedule: last run, next firing, budget used now", cmdStatus},
+		{"status", "per schedule: last run, next firing, pauses, budget used now", cmdStatus},
+		{"next", "the coming firings: planned instants and shifts, as the daemon plans them", cmdNext},
 		{"history", "slots and runs from the database, filtered", cmdHistory},
 		{"trigger", "run one schedule now, through the same budget", cmdTrigger},
+		{"pause", "pause one schedule (stored in the database; the daemon skips its firings)", cmdPause},
+		{"resume", "end the pause of a schedule", cmdResume},
 		{"sim", "serve a simulated Hex API (for tests and demos)", cmdSim},
 		{"version", "print the version", cmdVersion},
 	}

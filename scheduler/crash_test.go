@@ -568,7 +568,7 @@ func recoverAndWait(t *testing.T, db *state.DB, conf *planner.Config, cfgPath, b
 		var first time.Time
 		quiet := false
 		for _, n := range notes.since(settled) {
-			if !strings.Contains(n.status, "nothing planned") || !strings.Contains(n.status, " 0 in flight") {
+			if !strings.Contains(n.status, "nothing planned") || !strings.Contains(n.status, " 0 triggers in flight") {
 				t.Fatalf("after the slot settled the daemon still has work: %q", n.status)
 			}
 			if first.IsZero() {

@@ -44,6 +44,9 @@ type Config struct {
 	Grace time.Duration
 	// NoPreflight turns off the preflight (Check) at start and on reload.
 	NoPreflight bool
+	// PauseCheck is how often the loop reads the pauses `hexcron pause` writes (default
+	// 5s); it also reads them before it acts on a due firing.
+	PauseCheck time.Duration
 	// Version is hexcron's version, for the start line.
 	Version string
 	// Tenure is the daemon's registration and lease (see Register): Run keeps it
@@ -84,6 +87,7 @@ type Daemon struct {
 	fenced     bool        // another daemon leads this database: trigger nothing (see fence.go)
 	settling   settleSet
 	reloads    reloadState // see reload.go
+	pauses     pauseView   // see pause.go
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
 	endTerm       context.CancelFunc // cancels Run's context (see yield)
@@ -135,6 +139,7 @@ func New(cfg Config) (*Daemon, error) {
 	def(&cfg.Heartbeat, 30*time.Second)
 	def(&cfg.Reconcile, 45*time.Second)
 	def(&cfg.Grace, 10*time.Second)
+	def(&cfg.PauseCheck, 5*time.Second)
 	var guard *guardedStore
 	if cfg.Shared {
 		guard = newGuardedStore(cfg.Store, cfg.Logger, cfg.Clock, cfg.Tenure)
@@ -254,7 +259,11 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			d.notifyStatus(ctx, now)
 			if d.entitled(ctx, now) {
 				d.settleOrphans(ctx, now)
+				d.prunePauses(ctx, now)
 			}
+		}
+		if !now.Before(d.pauses.next) {
+			d.readPauses(ctx, now)
 		}
 		if !now.Before(d.nextReplan) {
 			d.replan(ctx, now)
@@ -268,7 +277,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			d.expire(ctx, now)
 		}
 
-		wake := minTime(minTime(d.nextReplan, nextBeat), d.nextPrune)
+		wake := minTime(minTime(minTime(d.nextReplan, nextBeat), d.nextPrune), d.pauses.next)
 		if len(d.plan) > 0 {
 			wake = minTime(wake, d.plan[0].Planned)
 		}
@@ -596,6 +605,9 @@ func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
 	if d.fenced {
 		return
 	}
+	if due := (len(d.plan) > 0 && !d.plan[0].Planned.After(now)) || len(d.held) > 0; due && d.pauses.read.Before(now) {
+		d.readPauses(ctx, now) // a pause set a moment ago applies to this firing
+	}
 	i := 0
 	for ; i < len(d.plan) && !d.plan[i].Planned.After(now); i++ {
 		d.dispatch(ctx, trigCtx, d.plan[i], now)
@@ -625,6 +637,10 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if s == nil {
 		delete(d.extra, f.Slot)
 		return // removed by a reload after it was planned
+	}
+	if p, ok := d.pausedAt(f.Schedule, now); ok {
+		d.skip(ctx, f, skipPaused, PauseReason(p, conf.Location))
+		return
 	}
 	active, err := d.cfg.Store.ActiveRuns(ctx)
 	if err != nil {
@@ -939,7 +955,10 @@ func (d *Daemon) notifyStatus(ctx context.Context, now time.Time) {
 			d.cfg.Metrics.SetBudget(name, used[i], r.Limit-r.Reserve)
 		}
 	}
-	parts = append(parts, fmt.Sprintf("%d in flight", len(d.inflight)))
+	parts = append(parts, fmt.Sprintf("%d triggers in flight", len(d.inflight)))
+	if p := d.pausedStatus(); p != "" {
+		parts = append(parts, p)
+	}
 	d.cfg.Notifier.Notify("STATUS=" + strings.Join(parts, ", "))
 }
 

@@ -17,9 +17,10 @@ import (
 const maxInfoPerSlot = 6
 
 // checkLogBudget counts the lines at INFO or above of a daemon's text log and fails the
-// test when they exceed maxInfoPerSlot per triggered slot (slots with a run), in total
-// or for any one slot (the lines naming it). It returns the count and the busiest
-// slots, for the report.
+// test when they exceed maxInfoPerSlot per triggered slot (slots with a run) in total,
+// or when the INFO lines naming any one slot do (a fault's WARN lines, one per faulty
+// answer, are not held to the per-slot budget; they count in the total). It returns
+// the count and the busiest slots, for the report.
 func checkLogBudget(t *testing.T, log string, slots []state.Slot) (lines, triggered int) {
 	t.Helper()
 	perSlot := map[string]int{}
@@ -28,6 +29,9 @@ func checkLogBudget(t *testing.T, log string, slots []state.Slot) (lines, trigge
 			continue
 		}
 		lines++
+		if !strings.Contains(l, " level=INFO ") {
+			continue // a WARN or ERROR reports a fault (three 502s in a row are three lines): not routine
+		}
 		for _, f := range splitLogfmt(l) {
 			if k, v, ok := strings.Cut(f, "="); ok && k == "slot" {
 				perSlot[strings.Trim(v, `"`)]++
@@ -54,7 +58,7 @@ func checkLogBudget(t *testing.T, log string, slots []state.Slot) (lines, trigge
 	for k, n := range perSlot {
 		busy = append(busy, kv{k, n})
 		if n > maxInfoPerSlot {
-			t.Errorf("slot %s has %d lines at INFO or above, budget %d", k, n, maxInfoPerSlot)
+			t.Errorf("slot %s has %d lines at INFO, budget %d", k, n, maxInfoPerSlot)
 		}
 	}
 	sort.Slice(busy, func(i, j int) bool { return busy[i].n > busy[j].n || busy[i].n == busy[j].n && busy[i].k < busy[j].k })

@@ -55,9 +55,10 @@ const (
 	skipInterrupted  skipReason = "interrupted"   // a trigger interrupted by a stop or crash that Hex never saw, window closed
 	skipRemoved      skipReason = "removed"       // a queued firing whose schedule or matrix value a reload removed
 	skipForbidden    skipReason = "forbidden"     // its project is held after Hex answered 403
+	skipPaused       skipReason = "paused"        // its schedule is paused (`hexcron pause`)
 )
 
-var skipReasons = []skipReason{skipOverlap, skipMaxRunning, skipUnplaced, skipWindowClosed, skipMissed, skipInterrupted, skipRemoved, skipForbidden}
+var skipReasons = []skipReason{skipOverlap, skipMaxRunning, skipUnplaced, skipWindowClosed, skipMissed, skipInterrupted, skipRemoved, skipForbidden, skipPaused}
 
 // runStatuses are the final states of a run (hexcron_runs_total{status}).
 var runStatuses = []state.State{state.StateCompleted, state.StateErrored, state.StateKilled,
@@ -106,6 +107,7 @@ type Metrics struct {
 	reloads          *prometheus.CounterVec
 	reloadOK         prometheus.Gauge
 	leader           prometheus.Gauge
+	paused           prometheus.Gauge
 
 	mu        sync.Mutex
 	schedules map[string]bool      // the schedules with series: those of the config in force, and any an event named since
@@ -129,7 +131,7 @@ func NewMetrics(version string) *Metrics {
 		}, []string{"schedule", "outcome"}),
 		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_skips_total",
-			Help: "Slots recorded skipped, by schedule and reason: overlap, max_running, unplaced, window_closed, missed, interrupted, removed, forbidden.",
+			Help: "Slots recorded skipped, by schedule and reason: overlap, max_running, unplaced, window_closed, missed, interrupted, removed, forbidden, paused.",
 		}, []string{"schedule", "reason"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hexcron_trigger_attempts_total",
@@ -200,6 +202,10 @@ func NewMetrics(version string) *Metrics {
 			Name: "hexcron_leader",
 			Help: "1 while this daemon holds the database's lease and triggers schedules; 0 while it stands by (another daemon leads) or was fenced.",
 		}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hexcron_paused_schedules",
+			Help: "Schedules of the config in force that are paused (hexcron pause) now; their firings are recorded skipped with reason paused.",
+		}),
 		schedules: map[string]bool{},
 		rules:     map[string]bool{},
 		lastOK:    map[string]time.Time{},
@@ -209,7 +215,7 @@ func NewMetrics(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.buildInfo, m.triggers, m.skips, m.attempts, m.holds, m.runs, m.budgetUsed, m.budgetLimit,
 		m.lateness, m.nextFiring, m.loopAlive, m.triggersInFlight, m.runsInFlight,
-		m.rateLimited, m.reconciles, m.lastSuccess, m.interval, m.reloads, m.reloadOK, m.leader,
+		m.rateLimited, m.reconciles, m.lastSuccess, m.interval, m.reloads, m.reloadOK, m.leader, m.paused,
 		clientCollector{m},
 	)
 	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
@@ -573,6 +579,14 @@ func (m *Metrics) SetLastSuccess(schedule string, t time.Time) {
 	m.lastOK[schedule] = t
 	m.schedules[schedule] = true
 	m.lastSuccess.WithLabelValues(schedule).Set(unixSeconds(t))
+}
+
+// SetPaused records how many schedules of the config in force are paused now.
+func (m *Metrics) SetPaused(n int) {
+	if m == nil {
+		return
+	}
+	m.paused.Set(float64(n))
 }
 
 // ObserveReload counts one configuration reload: ok is false when the new config was

@@ -196,7 +196,7 @@ func TestMetricsFirstScrape(t *testing.T) {
 	scheds := []string{"daily-report", "hourly-sync"}
 	want := map[string][]string{
 		"hexcron_triggers_total":         cross("schedule", scheds, "outcome", []string{"created", "adopted", "failed", "window_closed", "unknown"}),
-		"hexcron_skips_total":            cross("schedule", scheds, "reason", []string{"overlap", "max_running", "unplaced", "window_closed", "missed", "interrupted", "removed", "forbidden"}),
+		"hexcron_skips_total":            cross("schedule", scheds, "reason", []string{"overlap", "max_running", "unplaced", "window_closed", "missed", "interrupted", "removed", "forbidden", "paused"}),
 		"hexcron_runs_total":             cross("schedule", scheds, "status", []string{"completed", "errored", "killed", "timed_out", "unable_to_allocate", "unknown"}),
 		"hexcron_trigger_attempts_total": labelled("class", "ok", "rate_limited", "kernel_cap", "ambiguous", "auth", "permanent", "unreachable", "canceled", "forbidden"),
 		"hexcron_trigger_holds_total":    labelled("reason", "kernel_cap", "rate_limited", "auth", "forbidden"),
@@ -236,6 +236,7 @@ func TestMetricsFirstScrape(t *testing.T) {
 		{"hexcron_schedule_interval_seconds", map[string]string{"schedule": "daily-report"}, 86400},
 		{"hexcron_schedule_interval_seconds", map[string]string{"schedule": "hourly-sync"}, 3600},
 		{"hexcron_config_last_reload_successful", nil, 1},
+		{"hexcron_paused_schedules", nil, 0},
 	} {
 		if got := value(sample(t, fams, c.name, c.labels)); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

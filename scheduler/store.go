@@ -26,6 +26,10 @@ type Store interface {
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
 	// PruneStore prunes what retention no longer keeps (see Prune).
 	PruneStore
+	// Pauses lists the pauses in force at now (`hexcron pause`); PrunePauses deletes
+	// those whose until has come.
+	Pauses(ctx context.Context, now time.Time) ([]state.Pause, error)
+	PrunePauses(ctx context.Context, now time.Time) (int64, error)
 	// Owners lists the processes registered to admit triggers (see Tenure).
 	Owners(ctx context.Context) ([]state.Owner, error)
 }
@@ -71,21 +75,33 @@ func planInput(ctx context.Context, st PlanStore, conf *planner.Config, now time
 	return BudgetAttempts(atts), handled, nil
 }
 
-// NextFirings plans conf from now over horizon as the daemon plans it (the same input:
+// PlanAhead plans conf from now over horizon as the daemon plans it (the same input:
 // the ledger's recent attempts in every rule, slots already handled left out, windows
-// still open at now planned too) and returns each schedule's first planned firing.
-// `hexcron status` shows it as the next firing.
-func NextFirings(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time, horizon time.Duration) (map[string]planner.Firing, error) {
+// still open at now planned too). `hexcron next` lists its firings.
+func PlanAhead(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time, horizon time.Duration) (*planner.Result, error) {
 	past, handled, err := planInput(ctx, st, conf, now)
 	if err != nil {
 		return nil, err
 	}
-	res := planner.Plan(conf, planner.Input{
+	return planner.Plan(conf, planner.Input{
 		From: now, Horizon: horizon, Past: past, OpenWindows: true,
 		Skip: func(slot string) bool { return handled[slot] },
-	})
+	}), nil
+}
+
+// NextFirings is PlanAhead's first planned firing of each schedule, leaving out those
+// skip reports (e.g. a firing a pause will skip; skip may be nil). `hexcron status`
+// shows it as the next firing.
+func NextFirings(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time, horizon time.Duration, skip func(planner.Firing) bool) (map[string]planner.Firing, error) {
+	res, err := PlanAhead(ctx, st, conf, now, horizon)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]planner.Firing{}
 	for _, f := range res.Firings { // sorted by Planned
+		if skip != nil && skip(f) {
+			continue
+		}
 		if _, ok := out[f.Schedule]; !ok {
 			out[f.Schedule] = f
 		}

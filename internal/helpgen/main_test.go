@@ -116,7 +116,10 @@ func TestBashCompletion(t *testing.T) {
 	}
 	tests := []struct{ line, want string }{
 		{"hexcron va", "validate"},
-		{"hexcron ", "run plan validate check status history trigger sim version help --help --version"},
+		{"hexcron ", "run plan validate check status next history trigger pause resume sim version help --help --version"},
+		{"hexcron pause x --f", "--for"},
+		{"hexcron status --w", "--wide"},
+		{"hexcron re", "resume"},
 		{"hexcron run --met", "--metrics-addr"},
 		{"hexcron run --sim", "--simulate"},
 		{"hexcron run --config sch", "schedules.yaml"},
