@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hexcron/internal/pgtest"
 	"io"
 	"net/http"
 	"os"
@@ -22,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"hexcron/internal/pgtest"
 	"hexcron/state"
+	"hexcron/state/postgres"
 )
 
 // The end-to-end tests' shared helpers: the built binary, hexsim and daemon processes,
@@ -275,6 +276,9 @@ runs:
 // slotsOf reads every slot of the database, newest first.
 func slotsOf(t *testing.T, path string) []state.Slot {
 	t.Helper()
+	if postgres.IsURL(path) {
+		return pgSlots(t, path)
+	}
 	db, err := state.Open(context.Background(), path, state.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"hexcron/internal/pgtest"
 	"hexcron/state"
 )
 
@@ -19,14 +20,28 @@ func TestE2EPauseResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	sim := startSimProc(t, fastSim)
 	dir := t.TempDir()
+	testE2EPauseResume(t, dir, filepath.Join(dir, "hexcron.db"))
+}
+
+// TestE2EPostgresPauseResume: the same on PostgreSQL: `hexcron pause`, `status` and
+// `resume` from other processes reach the running daemon through the shared database.
+func TestE2EPostgresPauseResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	testE2EPauseResume(t, t.TempDir(), pgtest.NewURL(t))
+}
+
+// testE2EPauseResume runs the pause/resume scenario on the database at db (a SQLite
+// file or a postgres:// URL), the config written in dir.
+func testE2EPauseResume(t *testing.T, dir, db string) {
+	sim := startSimProc(t, fastSim)
 	const pausedProject = "0f1e2d3c-4b5a-4789-8abc-def012345678"
 	cfg := e2eConfig(t, dir, sim, `schedules:
   - {name: kept, project: `+e2eProject+`, cron: "*/3 * * * * *"}
   - {name: reports, project: `+pausedProject+`, cron: "1/3 * * * * *"}
 `)
-	db := filepath.Join(dir, "hexcron.db")
 	d := startDaemon(t, []string{e2eToken}, "--config", cfg, "--db", db)
 	triggered := func(schedule string, after time.Time) int {
 		n := 0

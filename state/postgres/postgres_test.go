@@ -88,6 +88,42 @@ func TestServerClock(t *testing.T) {
 	}
 }
 
+// TestPausesOnServerClock: a pause lives on the server's clock. Set for an hour by a
+// machine whose clock runs an hour ahead, it ends an hour from now for everyone: a
+// daemon whose clock runs behind sees it end an hour after its own now, and neither a
+// prune nor a resume from a clock two hours ahead counts it as over.
+func TestPausesOnServerClock(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, pgtest.NewURL(t), postgres.Options{})
+	near := func(got, want time.Time) bool { d := got.Sub(want); return d > -10*time.Second && d < 10*time.Second }
+
+	ahead := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	p := state.Pause{Schedule: "alpha", Since: ahead, Until: ahead.Add(time.Hour), By: "alice", Reason: "skewed"}
+	if err := db.SetPause(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	behind := time.Now().Add(-time.Hour)
+	got, err := db.Pauses(ctx, behind)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Pauses from a clock an hour behind = %+v, %v; want alpha's", got, err)
+	}
+	if !near(got[0].Since, behind) || !near(got[0].Until, behind.Add(time.Hour)) {
+		t.Errorf("seen from a clock an hour behind: since %v, until %v; want about %v and %v (the server's now and an hour later, in the reader's clock)",
+			got[0].Since, got[0].Until, behind, behind.Add(time.Hour))
+	}
+	far := time.Now().Add(2 * time.Hour)
+	if n, err := db.PrunePauses(ctx, far); err != nil || n != 0 {
+		t.Errorf("PrunePauses from a clock two hours ahead = %d, %v; want 0 (an hour left on the server's clock)", n, err)
+	}
+	if got, err := db.Pauses(ctx, far); err != nil || len(got) != 1 {
+		t.Errorf("Pauses from a clock two hours ahead = %+v, %v; want alpha's still in force", got, err)
+	}
+	cleared, ok, err := db.ClearPause(ctx, "alpha", far)
+	if err != nil || !ok || cleared.Schedule != "alpha" || !near(cleared.Until, far.Add(time.Hour)) {
+		t.Errorf("ClearPause from a clock two hours ahead = %+v, %v, %v; want alpha's pause, in force, ending an hour after that clock's now", cleared, ok, err)
+	}
+}
+
 // TestOpenErrors: what hexcron must not touch or cannot use gives a typed error and
 // changes nothing.
 func TestOpenErrors(t *testing.T) {
@@ -262,7 +298,7 @@ func TestRestartIsUnreachableThenBack(t *testing.T) {
 		t.Skip("restarts a PostgreSQL server")
 	}
 	ctx := context.Background()
-	pgtest.Shared(t) // skips without PostgreSQL (fails under CI=true)
+	pgtest.Shared(t)                 // skips without PostgreSQL (fails under CI=true)
 	server, err := pgtest.Start(ctx) // a server of its own: this test kills it
 	if err != nil {
 		t.Fatal(err)

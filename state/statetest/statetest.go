@@ -48,6 +48,10 @@ type Store interface {
 	History(ctx context.Context, f state.Filter) ([]state.Slot, error)
 	PruneHistory(ctx context.Context, before time.Time, limit int) (int64, error)
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
+	SetPause(ctx context.Context, p state.Pause) error
+	ClearPause(ctx context.Context, schedule string, now time.Time) (state.Pause, bool, error)
+	Pauses(ctx context.Context, now time.Time) ([]state.Pause, error)
+	PrunePauses(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Backend opens databases for the suite.
@@ -81,6 +85,7 @@ func Run(t *testing.T, be Backend) {
 	t.Run("PruneLedgerInBatches", func(t *testing.T) { testPruneLedgerInBatches(t, be) })
 	t.Run("PruneOwners", func(t *testing.T) { testPruneOwners(t, be) })
 	t.Run("SlotStory", func(t *testing.T) { testSlotStory(t, be) })
+	t.Run("Pauses", func(t *testing.T) { testPauses(t, be) })
 }
 
 // t0 is an arbitrary instant the tests measure from.
