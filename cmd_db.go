@@ -52,16 +52,10 @@ func dbTarget(flagValue string, conf *planner.Config, getenv func(string) string
 // $PGPASSWORD or $PGPASSFILE).
 func openDB(ctx context.Context, target string, readOnly bool) (stateDB, error) {
 	if postgres.IsURL(target) {
-		db, err := postgres.Open(ctx, target, postgres.Options{ReadOnly: readOnly})
+		// Never create the schema: the daemon does.
+		db, err := postgres.Open(ctx, target, postgres.Options{ReadOnly: readOnly, MustExist: true})
 		if err != nil {
 			return nil, err
-		}
-		if !readOnly {
-			// trigger and check never create the schema: the daemon does.
-			if v, err := db.SchemaVersion(ctx); err != nil || v == 0 {
-				db.Close()
-				return nil, fmt.Errorf("%s: no hexcron schema there yet: start `hexcron run --db URL` once to create it", db.Where())
-			}
 		}
 		return db, nil
 	}

@@ -100,7 +100,7 @@ func (db *DB) check(f found) error {
 	case !f.ours && f.others > 0:
 		return state.Error("open state", db.where, state.ErrNotHexcron,
 			fmt.Sprintf("its schema holds %d tables, views or sequences that are not hexcron's: give hexcron a database (or a schema, with search_path) of its own", f.others), nil)
-	case !f.ours && db.readOnly:
+	case !f.ours && (db.readOnly || db.opts.MustExist):
 		return state.Error("open state", db.where, state.ErrNoDatabase,
 			"no hexcron schema there yet: start `hexcron run --db URL` once to create it", nil)
 	case f.version > known:

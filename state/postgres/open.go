@@ -43,6 +43,11 @@ type Options struct {
 	// ReadOnly opens for status and history: never creates or migrates the schema, and
 	// every transaction is read-only.
 	ReadOnly bool
+	// MustExist refuses a database without a hexcron schema (ErrNoDatabase) instead of
+	// creating one; an older hexcron schema is still migrated. For the commands that
+	// write but must not create the schema (trigger, check, pause, resume): the daemon
+	// creates it.
+	MustExist bool
 	// Getenv reads $CREDENTIALS_DIRECTORY (default os.Getenv). pgx reads the PG*
 	// variables itself.
 	Getenv func(string) string

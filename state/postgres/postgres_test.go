@@ -165,6 +165,13 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := postgres.Open(ctx, server.URL(empty), postgres.Options{ReadOnly: true}); !errors.Is(err, state.ErrNoDatabase) {
 		t.Errorf("read-only open of an empty database: %v, want ErrNoDatabase", err)
 	}
+	// MustExist (trigger, pause): an empty database is refused and left empty.
+	if _, err := postgres.Open(ctx, server.URL(empty), postgres.Options{MustExist: true}); !errors.Is(err, state.ErrNoDatabase) {
+		t.Errorf("MustExist open of an empty database: %v, want ErrNoDatabase", err)
+	}
+	if err := server.Exec(ctx, empty, "SELECT 1/(count(*) = 0)::int FROM pg_tables WHERE tablename IN ('slots', 'hexcron_schema')"); err != nil {
+		t.Errorf("a MustExist open created the schema: %v", err)
+	}
 	if err := server.Exec(ctx, name, "UPDATE hexcron_schema SET version = 0"); err != nil {
 		t.Fatal(err)
 	}
