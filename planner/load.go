@@ -35,7 +35,7 @@ const maxNodes = 1_000_000
 // Keys accepted in each mapping; schedule keys may also be set under defaults except
 // these.
 var (
-	topKeys        = []string{"hex", "budget", "defaults", "schedules"}
+	topKeys        = []string{"hex", "budget", "defaults", "schedules", "gateway"}
 	hexKeys        = []string{"base_url", "token_file"}
 	budgetKeys     = []string{"triggers", "reads", "min_spacing", "max_running"}
 	ruleKeys       = []string{"limit", "per", "reserve"}
@@ -156,6 +156,7 @@ func (d *decoder) parse(data []byte) *Config {
 	}
 	var defaults rawSched
 	var raws []rawSched
+	var gateway *yaml.Node
 	for _, e := range d.fields(root, "", topKeys) {
 		switch e.key {
 		case "hex":
@@ -166,12 +167,17 @@ func (d *decoder) parse(data []byte) *Config {
 			defaults = d.sched(e.v, "defaults", defaultKeys)
 		case "schedules":
 			raws = d.schedules(e.v)
+		case "gateway":
+			gateway = e.v
 		}
 	}
 	if defaults.tz.set {
 		cfg.Location = defaults.loc
 	}
 	d.build(cfg, &defaults, raws)
+	if gateway != nil {
+		d.gateway(gateway, cfg)
+	}
 	return cfg
 }
 
