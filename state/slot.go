@@ -78,7 +78,7 @@ type Kind string
 const (
 	KindScheduled Kind = "scheduled" // a firing of the cron spec
 	KindCatchup   Kind = "catchup"   // a missed firing replayed after downtime
-	KindManual    Kind = "manual"    // `hexcron trigger`
+	KindManual    Kind = "manual"    // `hexcron trigger`, or a gateway request (Client set)
 )
 
 // Slot is one row of the slots table. Zero times mean "not yet".
@@ -111,6 +111,13 @@ type Slot struct {
 	// Owner is the owner (owners.id) whose admission moved the slot to triggering;
 	// "" before any.
 	Owner string
+	// Client is the gateway client whose request made the slot; "" for other slots.
+	Client string
+	// IdemKey is the gateway request's Idempotency-Key; "" without one.
+	IdemKey string
+	// Deadline is the last instant a gateway slot's trigger may be sent; zero for
+	// other slots (their schedule's window says it).
+	Deadline time.Time
 }
 
 // Update carries the fields a Transition sets besides the state. Zero fields leave the

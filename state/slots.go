@@ -13,18 +13,20 @@ import (
 
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
-	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, '') FROM slots`
+	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, ''),
+	coalesce(client, ''), coalesce(idem_key, ''), deadline_ms FROM slots`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanSlot(r rowScanner) (Slot, error) {
 	var s Slot
 	var nominal, planned, created, updated int64
-	var lastAttempt, triggered, started, ended, elapsed, timeout sql.NullInt64
+	var lastAttempt, triggered, started, ended, elapsed, timeout, deadline sql.NullInt64
 	var matrix string
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &s.Kind, &planned, &s.State, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
-		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner)
+		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner,
+		&s.Client, &s.IdemKey, &deadline)
 	if err != nil {
 		return Slot{}, err
 	}
@@ -34,6 +36,7 @@ func scanSlot(r rowScanner) (Slot, error) {
 	s.Nominal, s.Planned, s.Created, s.Updated = fromMS(nominal), fromMS(planned), fromMS(created), fromMS(updated)
 	s.LastAttempt, s.Triggered = fromNullMS(lastAttempt), fromNullMS(triggered)
 	s.Started, s.Ended = fromNullMS(started), fromNullMS(ended)
+	s.Deadline = fromNullMS(deadline)
 	if elapsed.Valid {
 		s.Elapsed = time.Duration(elapsed.Int64) * time.Millisecond
 	}
@@ -69,11 +72,11 @@ type execer interface {
 
 func insertSlot(ctx context.Context, x execer, s Slot, now time.Time) error {
 	_, err := x.ExecContext(ctx, `INSERT INTO slots (key, schedule, nominal_ms, matrix, kind, planned_ms,
-		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, client, idem_key, deadline_ms, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Key, s.Schedule, s.Nominal.UnixMilli(), matrixText(s.Matrix), string(s.Kind), s.Planned.UnixMilli(),
 		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), s.Project, nullDuration(s.Timeout),
-		nullString(s.Owner), now.UnixMilli(), now.UnixMilli())
+		nullString(s.Owner), nullString(s.Client), nullString(s.IdemKey), nullMS(s.Deadline), now.UnixMilli(), now.UnixMilli())
 	return err
 }
 
@@ -343,6 +346,8 @@ type Filter struct {
 	Since    time.Time // nominal time at or after
 	Until    time.Time // nominal time before
 	Limit    int       // at most this many rows (0: all)
+	Client   string    // only slots this gateway client's requests made
+	Gateway  bool      // only slots gateway requests made (any client)
 }
 
 // History returns the slots matching f, newest nominal time first.
@@ -351,6 +356,12 @@ func (db *DB) History(ctx context.Context, f Filter) ([]Slot, error) {
 	var args []any
 	if f.Schedule != "" {
 		where, args = append(where, "schedule = ?"), append(args, f.Schedule)
+	}
+	if f.Client != "" {
+		where, args = append(where, "client = ?"), append(args, f.Client)
+	}
+	if f.Gateway {
+		where = append(where, "client IS NOT NULL")
 	}
 	if len(f.States) > 0 {
 		where = append(where, "state IN ("+placeholders(len(f.States))+")")
