@@ -50,6 +50,9 @@ type Config struct {
 	// renewed, stops triggering when it is fenced, and releases it on a clean stop. Its
 	// ledger must admit under it. nil: no fencing (tests).
 	Tenure *Tenure
+	// Gateway is the database of the trigger gateway's requests (see Submit); nil
+	// turns the gateway's path off.
+	Gateway GatewayStore
 }
 
 // Daemon is the scheduling loop. Run it once.
@@ -75,6 +78,7 @@ type Daemon struct {
 	reloads    reloadState // see reload.go
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
+	gw            *gatewayState      // the gateway's requests (see submit.go); nil without one
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -133,6 +137,7 @@ func New(cfg Config) (*Daemon, error) {
 		held:      map[string]planner.Firing{},
 		events:    make(chan event, 64),
 		pollWake:  make(chan struct{}, 1),
+		gw:        newGatewayState(cfg.Gateway),
 	}, nil
 }
 
@@ -188,6 +193,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	if err := d.restoreQueued(ctx, lastAlive, now); err != nil {
 		return fmt.Errorf("catch up: %w", err)
+	}
+	if err := d.restoreGateway(ctx, now); err != nil {
+		return fmt.Errorf("restore gateway requests: %w", err)
 	}
 	// Only now that every missed slot has a row: a process killed before this point
 	// leaves the old heartbeat, and the next start catches up the same downtime.
@@ -252,6 +260,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			d.reload(ctx)
 		case ev := <-d.events:
 			d.handle(ctx, trigCtx, ev)
+		case a := <-d.gwAsks():
+			d.serveAsks(ctx, trigCtx, a)
 		case <-d.tenureLost():
 			d.fence(d.cfg.Tenure.Err())
 		case <-t.C():
@@ -279,6 +289,7 @@ func (d *Daemon) Healthy() error {
 func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	d.cfg.Notifier.Notify("STOPPING=1")
 	d.stopping = true
+	d.closeGateway("hexcron is stopping")
 	if d.stopPreflight != nil {
 		d.stopPreflight()
 	}
@@ -297,6 +308,7 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 		}
 	}
 	d.wg.Wait()
+	d.closeGateway("hexcron is stopping")
 	for _, f := range sortedFirings(d.queued) {
 		d.log.Info("queued firing left planned at stop", keySchedule, f.Schedule, keySlot, f.Slot,
 			keyReason, "the next start queues it again if it is back within the schedule's catchup")
@@ -333,7 +345,7 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		extra = append(extra, f)
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Slot < extra[j].Slot })
-	res := planner.Plan(conf, planner.Input{
+	res := d.planGateway(ctx, conf, planner.Input{
 		From:        now,
 		Horizon:     d.cfg.Horizon,
 		Past:        past,
@@ -354,10 +366,10 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 			}
 			return handled[slot]
 		},
-	})
+	}, now)
 	d.plan = res.Firings
 	for _, u := range res.Unplaced {
-		if _, seen := d.unplaced[u.Firing.Slot]; !seen {
+		if _, seen := d.unplaced[u.Firing.Slot]; !seen && !d.isGateway(u.Firing.Slot) {
 			d.log.Warn("cannot place firing under the caps", keySchedule, u.Firing.Schedule, keySlot, u.Firing.Slot,
 				keyReason, u.Reason, "competing", strings.Join(u.Competing, ","))
 		}
@@ -429,6 +441,9 @@ func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
 // dispatch applies the overlap policy and max_running to one due firing, then triggers.
 func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now time.Time) {
 	if _, ok := d.inflight[f.Slot]; ok {
+		return
+	}
+	if d.dispatchGateway(ctx, trigCtx, f, now) {
 		return
 	}
 	if q, ok := d.queued[seriesOf(f)]; ok && q.Slot == f.Slot {
@@ -536,6 +551,9 @@ func (d *Daemon) replace(ctx context.Context, project string, r state.Slot, by p
 // trigger starts the idempotent trigger of f in a goroutine; the outcome comes back to
 // the loop as a triggerDone event.
 func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f planner.Firing, now time.Time) {
+	if d.triggerGateway(ctx, trigCtx, f, now) {
+		return
+	}
 	kind := state.KindScheduled
 	if _, ok := d.extra[f.Slot]; ok && f.Release.After(f.Nominal.Add(s.Window)) {
 		kind = state.KindCatchup
@@ -569,7 +587,9 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	switch ev := ev.(type) {
 	case triggerDone:
-		if noRun := d.triggered(ctx, ev); noRun && trigCtx != nil {
+		noRun := d.triggered(ctx, ev)
+		d.gatewayDone(ctx, ev.f)
+		if noRun && trigCtx != nil {
 			// A firing queued behind this trigger waits for nothing now.
 			d.dequeue(ctx, trigCtx, seriesOf(ev.f), "previous trigger created no run")
 		}
@@ -698,6 +718,7 @@ func (d *Daemon) skip(ctx context.Context, f planner.Firing, kind skipReason, re
 	}
 	d.cfg.Metrics.ObserveSkip(f.Schedule, kind)
 	d.log.Info("skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+	d.gatewaySkipped(f, kind, reason)
 }
 
 func (d *Daemon) wakePoller() {

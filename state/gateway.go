@@ -108,7 +108,7 @@ func (db *DB) Submit(ctx context.Context, sub Submission, now, since time.Time, 
 			}
 		}
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT nominal_ms FROM slots WHERE client = ? AND nominal_ms >= ? AND state <> 'skipped' ORDER BY nominal_ms",
+	rows, err := tx.QueryContext(ctx, "SELECT nominal_ms FROM slots WHERE client = ? AND nominal_ms > ? AND state <> 'skipped' ORDER BY nominal_ms",
 		s.Client, since.UnixMilli())
 	if err != nil {
 		return Submitted{}, classify("submit", db.path, err)

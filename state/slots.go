@@ -111,8 +111,8 @@ func complete(s Slot) (Slot, error) {
 
 // PlanSlot records a slot of the plan in state planned unless a row with its key
 // exists. A slot still planned gets its planned time and reason updated (re-planning on
-// reload; the reason says why it waits, "" when it does not), and its project and
-// timeout when given; a slot past planned is left alone. Fields the caller leaves zero
+// reload; the reason says why it waits, "" when it does not), and its project,
+// timeout and deadline when given; a slot past planned is left alone. Fields the caller leaves zero
 // are taken from the key (Schedule, Nominal, Matrix, Kind) or default (Planned =
 // Nominal). It reports whether the row was created.
 func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error) {
@@ -139,8 +139,8 @@ func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error)
 		return false, classify("plan slot", db.path, err)
 	case state == StatePlanned:
 		_, err := tx.ExecContext(ctx, `UPDATE slots SET planned_ms = ?, reason = ?, project = coalesce(?, project),
-			timeout_ms = coalesce(?, timeout_ms), updated_ms = ? WHERE key = ?`,
-			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), now.UnixMilli(), s.Key)
+			timeout_ms = coalesce(?, timeout_ms), deadline_ms = coalesce(?, deadline_ms), updated_ms = ? WHERE key = ?`,
+			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), nullMS(s.Deadline), now.UnixMilli(), s.Key)
 		if err != nil {
 			return false, classify("plan slot", db.path, err)
 		}
