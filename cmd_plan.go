@@ -10,6 +10,7 @@ import (
 	"hexcron/budget"
 	"hexcron/planner"
 	"hexcron/scheduler"
+	"hexcron/state"
 )
 
 // cmdPlan forecasts every hour's trigger cost and shows how the caps are met.
@@ -31,7 +32,9 @@ firing inside its window where the trigger budget admits it: the same rules, res
 min_spacing and skew margin as the daemon's admission (a trigger counts in its rules'
 windows until 2s after Hex answers). With --db, the attempts already in that
 database's ledger (the daemon's, hexcron trigger's) count too, those still in flight
-until they can no longer be; without it the ledger is taken as empty.
+until they can no longer be, and so do the trigger gateway's requests queued there
+(planned as the daemon plans them: by their client's priority, until their deadline);
+without it the ledger is taken as empty.
 
 The horizon is at most 366 days, and a plan at most 200000 firings: a plan that would
 hold more stops at the last whole day that fits, says so, and exits 1.
@@ -83,12 +86,13 @@ Flags:
 	}
 	printWarnings(e, cfg.Warnings, *verbose)
 	var past []budget.Attempt
+	var queued []planner.Firing
 	if *dbPath != "" {
-		if past, err = ledgerAttempts(context.Background(), *dbPath, cfg, start); err != nil {
+		if past, queued, err = ledgerAttempts(context.Background(), *dbPath, cfg, start); err != nil {
 			return fail(e.stderr, "plan", err)
 		}
 	}
-	res := planner.Plan(cfg, planner.Input{From: start, Horizon: *horizon, Past: past})
+	res := planner.Plan(cfg, planner.Input{From: start, Horizon: *horizon, Past: past, Extra: queued})
 	if *asJSON {
 		err = planner.WriteJSON(e.stdout, res)
 	} else {
@@ -110,16 +114,49 @@ Flags:
 }
 
 // ledgerAttempts reads, from the database at path (read-only, never created), the
-// ledger's attempts that admission at from could still count.
-func ledgerAttempts(ctx context.Context, path string, cfg *planner.Config, from time.Time) ([]budget.Attempt, error) {
+// ledger's attempts that admission at from could still count, and the gateway
+// requests queued there (their demand is planned like the daemon plans it).
+func ledgerAttempts(ctx context.Context, path string, cfg *planner.Config, from time.Time) ([]budget.Attempt, []planner.Firing, error) {
 	db, err := openDB(ctx, path, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer db.Close()
 	rows, err := db.Attempts(ctx, cfg.Budget.Trigger().Since(from))
 	if err != nil {
+		return nil, nil, err
+	}
+	queued, err := queuedGateway(ctx, db, cfg, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scheduler.BudgetAttempts(rows), queued, nil
+}
+
+// queuedGateway returns the gateway requests queued in db (planned, with a deadline
+// after from) as firings for the planner, with their client's priority, released at
+// the later of their request and from.
+func queuedGateway(ctx context.Context, db *state.DB, cfg *planner.Config, from time.Time) ([]planner.Firing, error) {
+	qs, err := db.QueuedRequests(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return scheduler.BudgetAttempts(rows), nil
+	var out []planner.Firing
+	for _, q := range qs {
+		s := q.Slot
+		if !s.Deadline.After(from) {
+			continue
+		}
+		prio := 0
+		if c := cfg.Gateway.Client(s.Client); c != nil {
+			prio = c.Priority
+		}
+		rel := s.Nominal
+		if rel.Before(from) {
+			rel = from
+		}
+		out = append(out, planner.Firing{Schedule: s.Schedule, Slot: s.Key, Nominal: s.Nominal, Matrix: s.Matrix,
+			Priority: prio, Release: rel, Deadline: s.Deadline})
+	}
+	return out, nil
 }

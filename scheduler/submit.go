@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -433,7 +432,22 @@ func scheduleRun(s *planner.Schedule, params map[string]any) (map[string]string,
 		if body.InputParams == nil {
 			body.InputParams = map[string]any{}
 		}
-		maps.Copy(body.InputParams, params)
+		for k, v := range params {
+			// Text given for a param the schedule has as a number, a boolean, a list...
+			// is read as JSON, as `hexcron trigger --param` reads it.
+			if text, isText := v.(string); isText {
+				if old, ok := s.Params[k]; ok && old != nil {
+					if _, oldText := old.(string); !oldText {
+						var typed any
+						if err := json.Unmarshal([]byte(text), &typed); err != nil {
+							return nil, hexclient.RunRequest{}, fmt.Errorf("param %s=%q: schedule %s's %s is %T, so the value is read as JSON: %v", k, text, s.Name, k, old, err)
+						}
+						v = typed
+					}
+				}
+			}
+			body.InputParams[k] = v
+		}
 	}
 	return matrix, body, nil
 }
