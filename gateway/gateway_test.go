@@ -320,8 +320,11 @@ func TestRunStatusAndCancel(t *testing.T) {
 			t.Errorf("%s: %d %v", path, code, v)
 		}
 	}
-	if code, _, _ := h.do("GET", "/api/v1/projects/"+proj+"/runs/"+runID, opsToken, ""); code != 403 {
-		t.Errorf("another client: %d", code)
+	if code, _, _ := h.do("GET", "/api/v1/projects/"+proj+"/runs/"+runID, opsToken, ""); code != 404 {
+		t.Errorf("another client's run: %d, want 404", code)
+	}
+	if code, _, _ := h.do("GET", "/api/v1/projects/"+other+"/runs/"+runID, ciToken, ""); code != 404 {
+		t.Errorf("the run under another project: %d, want 404", code)
 	}
 	code, hdr, _ := h.do("DELETE", "/api/v1/projects/"+proj+"/runs/"+runID, ciToken, "")
 	if code != 204 || len(h.be.canceled) != 1 || hdr.Get("Content-Type") != "" {

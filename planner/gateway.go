@@ -121,8 +121,8 @@ func gatewayListen(s string) (local bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("%s is not host:port (like 127.0.0.1:8470) or unix:/path/to/socket", quote(s))
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return false, fmt.Errorf("%s: the port must be a number from 1 to 65535", quote(s))
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return false, fmt.Errorf("%s: the port must be a number from 0 (any free port, which the log names) to 65535", quote(s))
 	}
 	if host == "localhost" {
 		return true, nil

@@ -178,13 +178,14 @@ func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason s
 	at := now
 	var elapsed time.Duration
 	var version string
+	var started time.Time
 	if s != nil {
 		if !s.EndTime.IsZero() {
 			at = s.EndTime
 		}
-		elapsed, version = s.Elapsed, s.ProjectVersion
+		elapsed, version, started = s.Elapsed, s.ProjectVersion, s.StartTime // a run seen only once ended has its start too
 	}
-	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Ended: at, Elapsed: elapsed, ProjectVersion: version}); err != nil {
+	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Started: started, Ended: at, Elapsed: elapsed, ProjectVersion: version}); err != nil {
 		d.log.Error("record run end", keySlot, r.Key, keyErr, err)
 		return
 	}

@@ -558,10 +558,10 @@ func (d *Daemon) serveAsks(ctx, trigCtx context.Context, first gwAsk) {
 			continue
 		}
 		key := a.slot.Key
+		if _, inflight := d.inflight[key]; inflight {
+			continue // being triggered: its outcome answers the call
+		}
 		if _, ok := d.gw.firings[key]; !ok {
-			if _, inflight := d.inflight[key]; inflight {
-				continue // its outcome is on its way
-			}
 			if len(d.gw.firings) >= maxQueued {
 				d.gw.finish(key, Outcome{Kind: OutcomeNoRoom, Slot: a.slot, RetryAfter: time.Minute,
 					Reason: fmt.Sprintf("%d gateway requests are queued already", maxQueued)})
@@ -669,7 +669,9 @@ func (d *Daemon) planGateway(ctx context.Context, conf *planner.Config, in plann
 	}
 	var cands, rest []planner.Firing
 	for _, f := range in.Extra {
-		if _, ok := d.gw.firings[f.Slot]; ok {
+		_, gw := d.gw.firings[f.Slot]
+		_, inflight := d.inflight[f.Slot]
+		if gw && !inflight { // one being triggered keeps its place
 			cands = append(cands, f)
 		} else {
 			rest = append(rest, f)
