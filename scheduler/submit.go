@@ -296,7 +296,7 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 		key, nominal := g.newKey(label, now)
 		sub := state.Submission{
 			Slot: state.Slot{Key: key, Schedule: label, Nominal: nominal, Planned: nominal, Matrix: matrix, Kind: state.KindManual,
-				Project: fire.project, Timeout: fire.timeout, Client: client.Name, Deadline: now.Add(wait)},
+				Project: fire.project, Timeout: fire.timeout, Client: client.Name, Deadline: answerTime(now, wait)},
 			Key: req.Key, Hash: req.Hash, Body: string(body), Expires: now.Add(ttl),
 		}
 		res, err = g.store.Submit(ctx, sub, now, now.Add(-time.Hour), quota)
@@ -324,10 +324,10 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 			return out, nil
 		}
 		if s.State == state.StateTriggering {
-			return d.await(ctx, w, s, now.Add(wait), false)
+			return d.await(ctx, w, s, answerTime(now, wait), false)
 		}
 	}
-	answerBy := now.Add(wait)
+	answerBy := answerTime(now, wait)
 	select {
 	case g.asks <- gwAsk{slot: s, fire: fire, answerBy: answerBy}:
 	case <-ctx.Done():
@@ -338,6 +338,17 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 			"idempotency_key", req.Key != "")
 	}
 	return d.await(ctx, w, s, answerBy, !fire.keyed)
+}
+
+// answerTime is the last instant a request made at now with wait may be placed at:
+// now plus wait, rounded up to the plan's whole seconds (so that a wait of 0 takes the
+// next second if it has room).
+func answerTime(now time.Time, wait time.Duration) time.Time {
+	t := now.Add(wait)
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
 }
 
 // await waits for the outcome of slot s until answerBy plus answerGrace. A call that
@@ -650,7 +661,7 @@ func (d *Daemon) serveAsks(ctx, trigCtx context.Context, first gwAsk) {
 		}
 	}
 	if dropped {
-		d.replan(ctx, now)
+		d.nextReplan = time.Time{} // the loop re-plans before it fires anything
 	}
 	d.observeQueued()
 }
@@ -681,13 +692,20 @@ func (d *Daemon) planGateway(ctx context.Context, conf *planner.Config, in plann
 		return planner.Plan(conf, in)
 	}
 	all := planner.Plan(conf, in)
-	base := in
-	base.Extra = rest
-	cur := planner.Plan(conf, base)
 	lowest := cands[0].Priority
 	for _, c := range cands {
 		lowest = min(lowest, c.Priority)
 	}
+	above := false // is anything of higher priority than some request left out?
+	for _, u := range all.Unplaced {
+		above = above || u.Priority > lowest
+	}
+	if !above {
+		return all
+	}
+	base := in
+	base.Extra = rest
+	cur := planner.Plan(conf, base)
 	if pushedOut(cur, all, lowest, "") == nil {
 		return all
 	}
