@@ -205,6 +205,7 @@ func ciKey(getenv func(string) string, target string, body []byte) string {
 type gatewayAnswer struct {
 	code       int
 	retryAfter time.Duration
+	slot       string // X-Hexcron-Slot: the slot the request made
 	body       map[string]any
 }
 
@@ -236,7 +237,7 @@ func (t *gatewayTrigger) send(ctx context.Context, method, path string, body []b
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	a := gatewayAnswer{code: resp.StatusCode}
+	a := gatewayAnswer{code: resp.StatusCode, slot: resp.Header.Get("X-Hexcron-Slot")}
 	_ = json.Unmarshal(data, &a.body)
 	if a.body == nil && len(data) > 0 {
 		a.body = map[string]any{"reason": strings.TrimSpace(string(data))}
@@ -277,9 +278,9 @@ func (t *gatewayTrigger) run(ctx context.Context, path string, body []byte, key 
 		netTries = 0
 		switch a.code {
 		case http.StatusCreated:
-			slot := a.str("slot")
+			slot := a.slot
 			if slot == "" {
-				slot = "-"
+				slot = dash(a.str("slot"))
 			}
 			fmt.Fprintf(e.stdout, "slot %s\nrun %s\nurl %s\n", slot, a.str("runId"), a.str("runUrl"))
 			if !t.f.wait {

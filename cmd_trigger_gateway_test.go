@@ -82,6 +82,9 @@ func TestTriggerGateway(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("project: exit %d: %s", code, errb)
 	}
+	if !strings.HasPrefix(out.String(), "slot report@2026-03-01T10:00:00.000Z+manual\n") {
+		t.Errorf("the slot from X-Hexcron-Slot: %s", out)
+	}
 	r = b.reqs[1]
 	if r.Project != triggerProject || r.Body.InputParams["limit"] == "10" || r.Body.InputParams["region"] != "emea" ||
 		!strings.HasPrefix(r.Key, "gitlab-5512-project:"+triggerProject+"-") {

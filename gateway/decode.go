@@ -125,7 +125,8 @@ func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "
 
 // DecodeRunBody reads Hex's RunProject body (an empty body is an empty request). It
 // refuses what Hex refuses: unknown fields, a viewId together with inputParams, an
-// unknown notification type, the deprecated updateCache set to true.
+// unknown notification type. The deprecated updateCache, true, is sent to Hex as
+// updatePublishedResults, its current name.
 func DecodeRunBody(data []byte) (RunBody, error) {
 	var b RunBody
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -136,6 +137,7 @@ func DecodeRunBody(data []byte) (RunBody, error) {
 	if err != nil {
 		return b, err
 	}
+	updateCache := false
 	for k, raw := range fields {
 		if isNull(raw) {
 			continue
@@ -160,12 +162,8 @@ func DecodeRunBody(data []byte) (RunBody, error) {
 				b.UseCachedSQLResults = &v
 			}
 		case "updateCache":
-			v, err := flexBool(k, raw)
-			if err != nil {
+			if updateCache, err = flexBool(k, raw); err != nil {
 				return b, err
-			}
-			if v {
-				return b, bad("updateCache is deprecated by Hex: use updatePublishedResults")
 			}
 		case "viewId":
 			if err := json.Unmarshal(raw, &b.ViewID); err != nil || strings.TrimSpace(b.ViewID) == "" {
@@ -176,6 +174,15 @@ func DecodeRunBody(data []byte) (RunBody, error) {
 				return b, err
 			}
 		}
+	}
+	if updateCache {
+		// Hex's deprecated name for updatePublishedResults (Airflow's and dagster's
+		// providers send it, false unless asked).
+		if b.UpdatePublishedResults != nil && !*b.UpdatePublishedResults {
+			return b, bad("updateCache (deprecated: updatePublishedResults) is true while updatePublishedResults is false")
+		}
+		t := true
+		b.UpdatePublishedResults = &t
 	}
 	if b.ViewID != "" && len(b.InputParams) > 0 {
 		return b, bad("viewId cannot be combined with inputParams (Hex refuses it: a saved view brings its own inputs)")

@@ -438,7 +438,9 @@ func (s *Server) reply(w http.ResponseWriter, client string, code int, trace str
 		w.Header().Set("x-trace-id", trace)
 	}
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 func (s *Server) observe(client string, code int) {

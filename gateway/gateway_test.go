@@ -180,6 +180,24 @@ func TestRunProjectBothPathFamilies(t *testing.T) {
 	if hashes[0] != hashes[1] {
 		t.Error("one request on both path families has two hashes")
 	}
+	// What Airflow's and dagster's providers send: updateCache in the body (Airflow),
+	// everything as query parameters (dagster): the body is read, the query is not.
+	for _, tc := range []struct {
+		path, body string
+		published  bool
+	}{
+		{"/api/v1/project/" + proj + "/run", `{"updateCache": false, "inputParams": {"a": 1}}`, false},
+		{"/api/v1/project/" + proj + "/run", `{"updateCache": true}`, true},
+		{"/api/v1/project/" + proj + "/run?updateCache=False", ``, false},
+	} {
+		if code, _, v := h.do("POST", tc.path, ciToken, tc.body); code != 201 {
+			t.Fatalf("%s %s: %d %v", tc.path, tc.body, code, v)
+		}
+		r := h.be.reqs[len(h.be.reqs)-1]
+		if got := r.Body.UpdatePublishedResults != nil && *r.Body.UpdatePublishedResults; got != tc.published {
+			t.Errorf("%s: updatePublishedResults %v, want %v", tc.body, got, tc.published)
+		}
+	}
 	// Spacing and key order do not change the hash; another value does.
 	h.do("POST", "/api/v1/projects/"+proj+"/runs", ciToken, `{"notifications":[{"slackChannelIds":["C1"],"type":"FAILURE"}],"useCachedSqlResults":"false","inputParams":{"limit":10,"region":"emea"}}`)
 	h.do("POST", "/api/v1/projects/"+proj+"/runs", ciToken, `{"inputParams": {"region": "amer", "limit": 10}}`)
@@ -218,7 +236,7 @@ func TestRefusals(t *testing.T) {
 		{"bad bool", "POST", runs, ciToken, `{"dryRun": "yes"}`, nil, 400, "ci", "dryRun must be true or false"},
 		{"view and inputs", "POST", runs, ciToken, `{"viewId": "v1", "inputParams": {"a": 1}}`, nil, 400, "ci", "viewId cannot be combined with inputParams"},
 		{"bad notification", "POST", runs, ciToken, `{"notifications": [{"type": "SOMETIMES"}]}`, nil, 400, "ci", "notifications[0].type must be SUCCESS, FAILURE or ALL"},
-		{"update cache", "POST", runs, ciToken, `{"updateCache": true}`, nil, 400, "ci", "updateCache is deprecated"},
+		{"update cache both ways", "POST", runs, ciToken, `{"updateCache": true, "updatePublishedResults": false}`, nil, 400, "ci", "updateCache (deprecated: updatePublishedResults) is true while"},
 		{"trailing data", "POST", runs, ciToken, `{} {}`, nil, 400, "ci", "data after the JSON object"},
 		{"bad wait", "POST", runs, ciToken, "", []string{"X-Hexcron-Wait", "soon"}, 400, "ci", "X-Hexcron-Wait \"soon\" is not a duration"},
 		{"negative wait", "POST", runs, ciToken, "", []string{"X-Hexcron-Wait", "-5"}, 400, "ci", "must be 0 or more seconds"},

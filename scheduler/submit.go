@@ -130,6 +130,7 @@ type gwFiring struct {
 type gwAsk struct {
 	slot     state.Slot
 	fire     gwFiring
+	wait     time.Duration // as the request asked (answerBy is it rounded up to a second)
 	answerBy time.Time
 	abandon  bool // the call gave up before its request was triggered
 }
@@ -329,7 +330,7 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 	}
 	answerBy := answerTime(now, wait)
 	select {
-	case g.asks <- gwAsk{slot: s, fire: fire, answerBy: answerBy}:
+	case g.asks <- gwAsk{slot: s, fire: fire, wait: wait, answerBy: answerBy}:
 	case <-ctx.Done():
 		return Outcome{}, ctx.Err()
 	}
@@ -640,7 +641,7 @@ func (d *Daemon) serveAsks(ctx, trigCtx context.Context, first gwAsk) {
 		if placed {
 			retry = max(p.Sub(now), time.Second)
 		}
-		reason := fmt.Sprintf("no room under the trigger caps within the wait (%s)", a.answerBy.Sub(now).Round(time.Second))
+		reason := fmt.Sprintf("no room under the trigger caps within the wait (%s)", a.wait)
 		if g.keyed {
 			g.answered = true
 			row := a.slot
