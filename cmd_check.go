@@ -96,7 +96,8 @@ func runCheck(ctx context.Context, e *env, args []string, mod func(*hexclient.Co
 			ledger = scheduler.Ledger{DB: db}
 		}
 	}
-	cfg := hexClientConfig(conf, conf.Hex.BaseURL, token, clock.System{}, slog.New(slog.DiscardHandler), nil, ledger)
+	cfg := scheduler.ClientConfig(conf, hexclient.Config{Token: token, Version: versionString(), Clock: clock.System{},
+		Logger: slog.New(slog.DiscardHandler), Ledger: ledger})
 	if mod != nil {
 		mod(&cfg)
 	}

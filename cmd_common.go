@@ -111,29 +111,6 @@ func fmtClock(t, ref time.Time, loc *time.Location) string {
 	return fmtTimeNear(t, ref, loc) + " " + t.In(loc).Format("MST")
 }
 
-// fmtElapsed is a duration for people: whole seconds from 1s up, milliseconds below.
-func fmtElapsed(d time.Duration) string {
-	if d >= time.Second {
-		return d.Round(time.Second).String()
-	}
-	return d.Round(time.Millisecond).String()
-}
-
-// fmtPer is a rule's window as written in the config: 1m, 1h, 2s, 1h30m.
-func fmtPer(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
-// ruleName is a trigger rule as "LIMIT/PER", e.g. "60/1h".
-func ruleName(r planner.Rule) string { return fmt.Sprintf("%d/%s", r.Limit, fmtPer(r.Per)) }
-
 // jsonTime is t as RFC 3339 in UTC (milliseconds when there are any), or nil (null)
 // when t is zero.
 func jsonTime(t time.Time) *string {

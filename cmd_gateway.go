@@ -124,22 +124,22 @@ func (b *gatewayBackend) Submit(ctx context.Context, r gateway.Request) (gateway
 	}
 	res := gateway.Result{RetryAfter: out.RetryAfter, Queued: out.Queued, Reason: out.Reason}
 	switch out.Kind {
-	case scheduler.OutcomeTriggered:
+	case scheduler.ReplyTriggered:
 		res.Status, res.Run = gateway.Triggered, runOf(out.Slot)
-	case scheduler.OutcomeNoRoom:
+	case scheduler.ReplyNoRoom:
 		res.Status = gateway.NoRoom
-	case scheduler.OutcomeQuota:
+	case scheduler.ReplyQuota:
 		res.Status = gateway.Quota
-	case scheduler.OutcomeRefused:
+	case scheduler.ReplyRefused:
 		res.Status = gateway.Refused
 		res.Reason = "Hex refused the run: " + out.Reason
-	case scheduler.OutcomeSkipped:
+	case scheduler.ReplySkipped:
 		res.Status = gateway.Skipped
-	case scheduler.OutcomeUnknown:
+	case scheduler.ReplyUnknown:
 		res.Status = gateway.Unknown
-	case scheduler.OutcomePending:
+	case scheduler.ReplyPending:
 		res.Status = gateway.Pending
-	case scheduler.OutcomeKeyReused:
+	case scheduler.ReplyKeyReused:
 		res.Status = gateway.KeyReused
 	default:
 		res.Status = gateway.Unavailable

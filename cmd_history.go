@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"hexcron/planner"
+	"hexcron/scheduler"
 	"hexcron/state"
 )
 
 var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--client NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
+       hexcron history --slot KEY [--db FILE] [--json]
 
 The slots the daemon (and hexcron trigger) recorded, newest nominal instant first:
 each with its schedule, the gateway client that asked for it (- when none), slot key,
@@ -32,6 +36,13 @@ ended, elapsed_seconds, attempts, last_attempt, run_id, run_url, trace_id, last_
 project_version, client (times RFC 3339 in UTC, null when unset; project_version is the
 published version of the Hex project the run executed, "" until Hex reports it; client
 is the gateway client whose request made the slot, "" for the others).
+
+--slot KEY prints one slot's whole story from the database: its nominal and planned
+instants and why it was planned there, its attempts (each one's send and answer while
+the ledger keeps it, about a day) and why its trigger waited, its run (created, or
+adopted after an ambiguous attempt), and how it ended. With --json it prints one
+object: the keys above plus plan_reason, wait_reason, adopted and ledger (a list of
+{"sent", "answered"}).
 
 Flags:
 `
@@ -89,7 +100,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 }
 
 func cmdHistory(e *env, args []string) int {
-	var dbFlag, configFlag, schedule, client, since string
+	var dbFlag, configFlag, schedule, client, since, slotKey string
 	var states stateFlag
 	var limit int
 	var asJSON bool
@@ -102,6 +113,7 @@ func cmdHistory(e *env, args []string) int {
 	fs.Var(&states, "state", "only slots in these states (comma separated, repeatable)")
 	fs.IntVar(&limit, "limit", 0, "at most this many slots, newest first (0: no limit)")
 	fs.BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	fs.StringVar(&slotKey, "slot", "", "print the whole story of the slot with this key")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -112,6 +124,10 @@ func cmdHistory(e *env, args []string) int {
 	}
 	if limit < 0 {
 		fmt.Fprintln(e.stderr, "hexcron history: --limit must not be negative")
+		return exitUsage
+	}
+	if slotKey != "" && (schedule != "" || len(states) > 0 || limit > 0) {
+		fmt.Fprintln(e.stderr, "hexcron history: --slot shows one slot: it takes no --schedule, --state or --limit")
 		return exitUsage
 	}
 	now := e.now()
@@ -136,6 +152,24 @@ func cmdHistory(e *env, args []string) int {
 		return fail(e.stderr, "history", err)
 	}
 	defer db.Close()
+	if slotKey != "" {
+		story, err := scheduler.SlotStory(ctx, db, slotKey)
+		if errors.Is(err, state.ErrNotFound) {
+			return fail(e.stderr, "history", fmt.Errorf("no slot %s in the database (never recorded, or older than state.retention and pruned)", slotKey))
+		}
+		if err != nil {
+			return fail(e.stderr, "history", err)
+		}
+		if asJSON {
+			err = writeStoryJSON(e.stdout, story)
+		} else {
+			err = writeStory(e.stdout, story, loc)
+		}
+		if err != nil {
+			return fail(e.stderr, "history", err)
+		}
+		return exitOK
+	}
 	slots, err := db.History(ctx, state.Filter{Schedule: schedule, Client: client, States: states, Since: from, Limit: limit})
 	if err != nil {
 		return fail(e.stderr, "history", err)
@@ -165,7 +199,7 @@ func writeHistoryTable(w io.Writer, slots []state.Slot, since time.Time, loc *ti
 	for _, s := range slots {
 		el := "-"
 		if d, live := slotElapsed(s, time.Time{}); d > 0 && !live {
-			el = fmtElapsed(d)
+			el = planner.FormatDuration(d)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), dash(s.Client), s.State,
 			fmtTimeNear(s.Triggered, s.Nominal, loc), s.Attempts, el, dash(s.ProjectVersion), dash(s.RunID), dash(s.RunURL), oneLine(s.Reason))
@@ -220,6 +254,132 @@ func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
 			RunID: s.RunID, RunURL: s.RunURL, TraceID: s.TraceID, LastError: s.LastError,
 			ProjectVersion: s.ProjectVersion, Client: s.Client,
 		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// writeStory prints one slot's story (history --slot), a line per chapter.
+func writeStory(w io.Writer, st scheduler.Story, loc *time.Location) error {
+	s := st.Slot
+	at := func(t time.Time) string { return fmtTimeNear(t, s.Nominal, loc) }
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	line("slot", "%s", s.Key)
+	sched := scheduleLabel(s)
+	if s.Project != "" {
+		sched += ", project " + s.Project
+	}
+	line("schedule", "%s", sched)
+	line("nominal", "%s (times in %s)", fmtTime(s.Nominal, loc), loc)
+	planned := at(s.Planned)
+	if shift := st.Shift(); shift > 0 {
+		planned += " (+" + planner.FormatDuration(shift) + ")"
+	}
+	if s.PlanReason != "" {
+		planned += ": " + s.PlanReason
+	} else if st.Shift() <= 0 {
+		planned += ": at its nominal instant"
+	}
+	line("planned", "%s", planned)
+	line("recorded", "%s, last change %s", at(s.Created), at(s.Updated))
+	if s.Attempts == 0 {
+		line("attempts", "none")
+	} else {
+		a := fmt.Sprintf("%d, the last admitted %s", s.Attempts, at(s.LastAttempt))
+		if s.Owner != "" {
+			a += " by owner " + s.Owner
+		}
+		line("attempts", "%s", a)
+		for _, l := range st.Attempts {
+			answer := "no answer recorded (in flight, or its process died)"
+			if !l.Done.IsZero() {
+				answer = "answered " + fmtTimeNear(l.Done, s.Nominal, loc) + fmt.Sprintf(" (%s later)", planner.FormatDuration(l.Done.Sub(l.Sent)))
+			}
+			line("", "sent %s, %s", fmtTimeNear(l.Sent, s.Nominal, loc), answer)
+		}
+		if len(st.Attempts) < s.Attempts {
+			line("", "(the ledger keeps each attempt's times about a day: %d of %d shown)", len(st.Attempts), s.Attempts)
+		}
+	}
+	if s.WaitReason != "" {
+		line("waited", "for %s", s.WaitReason)
+	}
+	if s.RunID != "" {
+		how := "created by a 201"
+		if s.Adopted {
+			how = "adopted: found in Hex's run list after an ambiguous attempt"
+		}
+		line("run", "%s, %s; triggered %s", s.RunID, how, at(s.Triggered))
+		if s.RunURL != "" {
+			line("", "%s", s.RunURL)
+		}
+		if s.TraceID != "" {
+			line("", "trace id %s", s.TraceID)
+		}
+	}
+	if !s.Started.IsZero() {
+		started := "started " + at(s.Started)
+		if s.ProjectVersion != "" {
+			started += ", project version " + s.ProjectVersion
+		}
+		line("running", "%s", started)
+	}
+	end := string(s.State)
+	if s.State.Terminal() {
+		if !s.Ended.IsZero() {
+			end += " at " + at(s.Ended)
+		}
+		if d, live := slotElapsed(s, time.Time{}); d > 0 && !live {
+			end += " after " + planner.FormatDuration(d)
+		}
+		if s.Reason != "" {
+			end += ": " + oneLine(s.Reason)
+		}
+		line("ended", "%s", end)
+	} else {
+		if s.Reason != "" {
+			end += ": " + oneLine(s.Reason)
+		}
+		line("state", "%s (not ended)", end)
+	}
+	if s.LastError != "" {
+		line("last error", "%s", oneLine(s.LastError))
+	}
+	return tw.Flush()
+}
+
+// storyJSON is history --slot --json's object.
+type storyJSON struct {
+	historyJSON
+	PlanReason string        `json:"plan_reason"`
+	WaitReason string        `json:"wait_reason"`
+	Adopted    bool          `json:"adopted"`
+	Ledger     []attemptJSON `json:"ledger"`
+}
+
+type attemptJSON struct {
+	Sent     *string `json:"sent"`
+	Answered *string `json:"answered"`
+}
+
+func writeStoryJSON(w io.Writer, st scheduler.Story) error {
+	s := st.Slot
+	var el time.Duration
+	if d, live := slotElapsed(s, time.Time{}); !live {
+		el = d
+	}
+	out := storyJSON{historyJSON: historyJSON{
+		Schedule: s.Schedule, Slot: s.Key, Kind: string(s.Kind), Matrix: s.Matrix, State: string(s.State),
+		Reason: s.Reason, Nominal: jsonTime(s.Nominal), Planned: jsonTime(s.Planned),
+		Triggered: jsonTime(s.Triggered), Started: jsonTime(s.Started), Ended: jsonTime(s.Ended),
+		ElapsedSeconds: jsonSeconds(el), Attempts: s.Attempts, LastAttempt: jsonTime(s.LastAttempt),
+		RunID: s.RunID, RunURL: s.RunURL, TraceID: s.TraceID, LastError: s.LastError,
+		ProjectVersion: s.ProjectVersion,
+	}, PlanReason: s.PlanReason, WaitReason: s.WaitReason, Adopted: s.Adopted, Ledger: []attemptJSON{}}
+	for _, a := range st.Attempts {
+		out.Ledger = append(out.Ledger, attemptJSON{Sent: jsonTime(a.Sent), Answered: jsonTime(a.Done)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

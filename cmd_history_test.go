@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"hexcron/state"
 )
 
 func TestHistoryGolden(t *testing.T) {
@@ -194,5 +198,81 @@ func TestHistoryFilters(t *testing.T) {
 				t.Errorf("history %v:\n got %s\nwant %s", tc.args, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHistorySlotStory: history --slot tells one slot's story from the database: where
+// and why it was planned, each attempt the ledger keeps, why it waited, that its run
+// was adopted, and how it ended; --json carries the same; an unknown key is an error,
+// and --slot takes no filters.
+func TestHistorySlotStory(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "hexcron.db")
+	db, err := state.Open(ctx, path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const key = "revenue-dashboard@2026-03-02T09:00:00Z"
+	nominal := at("09:00:00")
+	_, err = db.PlanSlot(ctx, state.Slot{Key: key, Planned: nominal.Add(40 * time.Second), Project: "5a8591dd-4039-49df-9202-96385ba3eff8",
+		PlanReason: "rule 60/1h full around the nominal instant (41 before, 19 placed ahead of it)"}, nominal.Add(-10*time.Minute))
+	must(err)
+	for _, sent := range []time.Time{nominal.Add(52 * time.Second), nominal.Add(70 * time.Second)} {
+		id, _, err := db.Admit(ctx, state.Holder{}, sent, sent.Add(-time.Hour), key, func([]state.Attempt) time.Duration { return 0 })
+		must(err)
+		must(db.Complete(ctx, id, sent.Add(1500*time.Millisecond)))
+	}
+	must(db.Transition(ctx, key, state.StateTriggered, state.Update{At: nominal.Add(85 * time.Second), RunID: "9c1d0e8e-0a53-4b67-8f4f-0c2a6b2f9009",
+		RunURL: runURL("5a8591dd-4039-49df-9202-96385ba3eff8", "9c1d0e8e-0a53-4b67-8f4f-0c2a6b2f9009"), TraceID: "trace-77",
+		Triggered: nominal.Add(52 * time.Second), Adopted: true, WaitReason: "the trigger budget (rule 20/1m full)"}))
+	must(db.Transition(ctx, key, state.StateRunning, state.Update{At: nominal.Add(2 * time.Minute), Started: nominal.Add(90 * time.Second), ProjectVersion: "7"}))
+	must(db.Transition(ctx, key, state.StateCompleted, state.Update{At: nominal.Add(6 * time.Minute), Reason: "hex status COMPLETED",
+		Ended: nominal.Add(5*time.Minute + 40*time.Second), Elapsed: 4*time.Minute + 10*time.Second}))
+	db.Close()
+
+	e, out, errb := testEnv(t, fixtureNow, nil)
+	if code := run([]string{"history", "--db", path, "--config", fixtureConfig, "--slot", key}, e); code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, errb)
+	}
+	golden(t, "history-slot.txt", out.Bytes())
+
+	e, out, errb = testEnv(t, fixtureNow, nil)
+	if code := run([]string{"history", "--db", path, "--slot", key, "--json"}, e); code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, errb)
+	}
+	var story struct {
+		historyRecord
+		PlanReason string `json:"plan_reason"`
+		WaitReason string `json:"wait_reason"`
+		Adopted    bool   `json:"adopted"`
+		Ledger     []struct {
+			Sent     *string `json:"sent"`
+			Answered *string `json:"answered"`
+		} `json:"ledger"`
+	}
+	dec := json.NewDecoder(out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&story); err != nil {
+		t.Fatal(err)
+	}
+	if story.Slot != key || !story.Adopted || story.WaitReason == "" || !strings.HasPrefix(story.PlanReason, "rule 60/1h") ||
+		len(story.Ledger) != 2 || story.Ledger[1].Sent == nil || *story.Ledger[1].Sent != "2026-03-02T09:01:10Z" || story.State != "completed" {
+		t.Errorf("story = %+v", story)
+	}
+
+	e, _, errb = testEnv(t, fixtureNow, nil)
+	if code := run([]string{"history", "--db", path, "--slot", "nope@2026-03-02T09:00:00Z"}, e); code != exitError ||
+		!strings.Contains(errb.String(), "no slot nope@2026-03-02T09:00:00Z in the database (never recorded, or older than state.retention and pruned)") {
+		t.Errorf("unknown slot: exit %d, stderr %s", code, errb)
+	}
+	e, _, errb = testEnv(t, fixtureNow, nil)
+	if code := run([]string{"history", "--db", path, "--slot", key, "--schedule", "x"}, e); code != exitUsage {
+		t.Errorf("--slot with --schedule: exit %d, stderr %s", code, errb)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"hexcron/budget"
 	"hexcron/planner"
 	"hexcron/scheduler"
-	"hexcron/state"
 )
 
 // cmdPlan forecasts every hour's trigger cost and shows how the caps are met.
@@ -126,37 +125,9 @@ func ledgerAttempts(ctx context.Context, path string, cfg *planner.Config, from 
 	if err != nil {
 		return nil, nil, err
 	}
-	queued, err := queuedGateway(ctx, db, cfg, from)
+	queued, err := scheduler.QueuedFirings(ctx, db, cfg, from)
 	if err != nil {
 		return nil, nil, err
 	}
 	return scheduler.BudgetAttempts(rows), queued, nil
-}
-
-// queuedGateway returns the gateway requests queued in db (planned, with a deadline
-// after from) as firings for the planner, with their client's priority, released at
-// the later of their request and from.
-func queuedGateway(ctx context.Context, db *state.DB, cfg *planner.Config, from time.Time) ([]planner.Firing, error) {
-	qs, err := db.QueuedRequests(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []planner.Firing
-	for _, q := range qs {
-		s := q.Slot
-		if !s.Deadline.After(from) {
-			continue
-		}
-		prio := 0
-		if c := cfg.Gateway.Client(s.Client); c != nil {
-			prio = c.Priority
-		}
-		rel := s.Nominal
-		if rel.Before(from) {
-			rel = from
-		}
-		out = append(out, planner.Firing{Schedule: s.Schedule, Slot: s.Key, Nominal: s.Nominal, Matrix: s.Matrix,
-			Priority: prio, Release: rel, Deadline: s.Deadline})
-	}
-	return out, nil
 }

@@ -193,10 +193,14 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		token   hexclient.TokenSource
 	)
 	dbPath := f.db
+	// Every instant of a line (the record's time and the daemon's planned, nominal,
+	// until ...) in the config's default zone.
+	zoned := log
+	log = slog.New(clockHandler{Handler: zoned.Handler(), loc: conf.Location})
 	if f.simulate {
 		start := time.Now().Truncate(time.Hour).Add(time.Hour - 30*time.Second)
 		clk = clock.NewScaled(clock.System{}, start, f.speed)
-		log = slog.New(clockHandler{Handler: log.Handler(), clk: clk, loc: conf.Location})
+		log = slog.New(clockHandler{Handler: zoned.Handler(), clk: clk, loc: conf.Location})
 		var stopSim func()
 		baseURL, stopSim, err = serveSim(clk, f.seed, log)
 		if err != nil {
@@ -260,9 +264,12 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	if f.metricsAddr != "" {
 		metrics = scheduler.NewMetrics(versionString())
 	}
-	hcfg := hexClientConfig(conf, baseURL, token, clk, log, metrics, scheduler.Ledger{DB: db, Tenure: tenure})
-	hcfg.Secrets = secrets
-	hc, err := hexclient.New(hcfg)
+	hcfg := hexclient.Config{BaseURL: baseURL, Token: token, Version: versionString(), Clock: clk, Logger: log,
+		Ledger: scheduler.Ledger{DB: db, Tenure: tenure}, Secrets: secrets}
+	if metrics != nil {
+		hcfg.Observer = metrics
+	}
+	hc, err := hexclient.New(scheduler.ClientConfig(conf, hcfg))
 	if err != nil {
 		return err
 	}
@@ -282,6 +289,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		Load:     load,
 		Horizon:  f.horizon,
 		Tenure:   tenure,
+		Version:  versionString(),
 		Gateway:  gwStore,
 	})
 	if err != nil {
@@ -359,26 +367,6 @@ func registerProcess(ctx context.Context, db *state.DB, role state.Role, clk clo
 	return scheduler.Register(ctx, scheduler.TenureConfig{
 		Store: db, Role: role, Lead: role == state.RoleDaemon, Host: host, PID: os.Getpid(), Clock: clk, TTL: ttl, Logger: log,
 	})
-}
-
-// hexClientConfig maps the config's budget onto the Hex client.
-func hexClientConfig(conf *planner.Config, baseURL string, token hexclient.TokenSource, clk clock.Clock,
-	log *slog.Logger, obs hexclient.Observer, ledger hexclient.Ledger) hexclient.Config {
-	budget, reads := scheduler.ClientLimits(conf)
-	cfg := hexclient.Config{
-		BaseURL:    baseURL,
-		Token:      token,
-		Version:    versionString(),
-		Clock:      clk,
-		Logger:     log,
-		Ledger:     ledger,
-		Budget:     budget,
-		ReadLimits: reads,
-	}
-	if obs != nil {
-		cfg.Observer = obs
-	}
-	return cfg
 }
 
 // serveSim starts the built-in simulated Hex on a loopback port and returns its base

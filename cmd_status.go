@@ -266,47 +266,16 @@ func clientsStatus(ctx context.Context, db *state.DB, conf *planner.Config, now 
 	return out, nil
 }
 
-// plannedNext plans every schedule of conf from now over statusHorizon, as the daemon
-// does: the ledger's recent attempts count in every rule, slots already past planned
-// are not planned again, and windows still open at now are planned too. It returns the
-// first planned firing of each schedule.
+// plannedNext is each schedule's next firing as the daemon plans it
+// (scheduler.NextFirings over statusHorizon, queued gateway requests counted).
 func plannedNext(ctx context.Context, db *state.DB, conf *planner.Config, now time.Time) (map[string]scheduleStatus, error) {
-	var maxWindow time.Duration
-	for _, s := range conf.Schedules {
-		maxWindow = max(maxWindow, s.Window)
-	}
-	atts, err := db.Attempts(ctx, conf.Budget.Trigger().Since(now))
+	next, err := scheduler.NextFirings(ctx, db, conf, now, statusHorizon)
 	if err != nil {
 		return nil, err
 	}
-	past := scheduler.BudgetAttempts(atts)
-	var handledStates []state.State
-	for _, s := range state.States {
-		if s != state.StatePlanned {
-			handledStates = append(handledStates, s)
-		}
-	}
-	done, err := db.History(ctx, state.Filter{Since: now.Add(-maxWindow - time.Minute), States: handledStates})
-	if err != nil {
-		return nil, err
-	}
-	handled := make(map[string]bool, len(done))
-	for _, s := range done {
-		handled[s.Key] = true
-	}
-	queued, err := queuedGateway(ctx, db, conf, now)
-	if err != nil {
-		return nil, err
-	}
-	res := planner.Plan(conf, planner.Input{
-		From: now, Horizon: statusHorizon, Past: past, OpenWindows: true, Extra: queued,
-		Skip: func(slot string) bool { return handled[slot] },
-	})
 	out := map[string]scheduleStatus{}
-	for _, f := range res.Firings { // sorted by Planned
-		if _, ok := out[f.Schedule]; !ok {
-			out[f.Schedule] = scheduleStatus{NextPlanned: f.Planned, NextNominal: f.Nominal}
-		}
+	for name, f := range next {
+		out[name] = scheduleStatus{NextPlanned: f.Planned, NextNominal: f.Nominal}
 	}
 	return out, nil
 }
@@ -353,7 +322,7 @@ func writeStatusTable(w io.Writer, rep *statusReport) error {
 			if !s.NextPlanned.IsZero() {
 				next = fmtTime(s.NextPlanned, rep.Loc)
 				if shift := s.NextPlanned.Sub(s.NextNominal); shift > 0 && !s.NextNominal.IsZero() {
-					next += " (+" + fmtElapsed(shift) + ")"
+					next += " (+" + planner.FormatDuration(shift) + ")"
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, nominal, st, trig, el, next, url, reason)
@@ -369,7 +338,7 @@ func writeStatusTable(w io.Writer, rep *statusReport) error {
 	fmt.Fprintf(w, "\nTrigger budget in use now (ledger attempts in each rule's window):\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, b := range rep.Budget {
-		line := fmt.Sprintf("  %s\t%d of %d used", ruleName(b.Rule), b.Used, b.Rule.Effective())
+		line := fmt.Sprintf("  %s\t%d of %d used", scheduler.RuleName(b.Rule), b.Used, b.Rule.Effective())
 		if b.Rule.Reserve > 0 {
 			line += fmt.Sprintf(" (%d more kept for other clients)", b.Rule.Reserve)
 		}
@@ -411,7 +380,7 @@ func slotColumns(l state.Slot, rep *statusReport) (nominal, st, trig, el, url, r
 	}
 	trig, el = fmtTimeNear(l.Triggered, l.Nominal, rep.Loc), "-"
 	if d, live := slotElapsed(l, rep.Now); d > 0 {
-		el = fmtElapsed(d)
+		el = planner.FormatDuration(d)
 		if live {
 			el += " so far"
 		}
@@ -492,7 +461,7 @@ func writeStatusJSON(w io.Writer, rep *statusReport) error {
 		out.Schedules = append(out.Schedules, j)
 	}
 	for _, b := range rep.Budget {
-		out.Budget = append(out.Budget, budgetJSON{Rule: ruleName(b.Rule), Used: b.Used, Limit: b.Rule.Effective(), Reserve: b.Rule.Reserve})
+		out.Budget = append(out.Budget, budgetJSON{Rule: scheduler.RuleName(b.Rule), Used: b.Used, Limit: b.Rule.Effective(), Reserve: b.Rule.Reserve})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +11,6 @@ import (
 
 	"hexcron/state"
 )
-
-var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden/* from the current output")
 
 // fixtureNow is the wall clock of the status and history golden tests:
 // Monday 2026-03-02 10:15:00 UTC (11:15 in Europe/Berlin).
@@ -200,42 +196,6 @@ func fillStatusFixtureDB(t *testing.T) string {
 		"queued when a reload removed its schedule from the config", at("10:12:00")))
 
 	return path
-}
-
-// testEnv is an env with a fixed clock, no Hex token and no default config file.
-func testEnv(t *testing.T, now time.Time, vars map[string]string) (*env, *bytes.Buffer, *bytes.Buffer) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	empty := t.TempDir()
-	getenv := func(k string) string {
-		if v, ok := vars[k]; ok {
-			return v
-		}
-		if k == "CONFIGURATION_DIRECTORY" {
-			return empty // no schedules.yaml there: status falls back to the database
-		}
-		return ""
-	}
-	return &env{stdout: &out, stderr: &errb, getenv: getenv, now: func() time.Time { return now }}, &out, &errb
-}
-
-// golden compares got with testdata/golden/name (rewritten with -update-golden).
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *updateGolden {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run %s -update-golden to create it)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (-update-golden rewrites it)\n--- got:\n%s\n--- want:\n%s", path, got, want)
-	}
 }
 
 func TestStatusGolden(t *testing.T) {

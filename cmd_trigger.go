@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,7 +163,7 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 		fmt.Fprintf(e.stderr, "hexcron trigger: schedule %s runs the saved view %s: --param cannot be combined with it (Hex refuses viewId together with inputParams)\n", s.Name, s.View)
 		return exitUsage
 	}
-	matrix, inputs, err := manualInputs(s, f.params)
+	matrix, inputs, err := scheduler.ManualInputs(s, f.params)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "hexcron trigger: %v\n", err)
 		return exitUsage
@@ -183,7 +181,7 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 	defer db.Close()
 
 	t := &manualTrigger{e: e, db: db, conf: conf, s: s, clk: clk, poll: poll}
-	log := slog.New(&budgetNoticeHandler{inner: slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), notice: t.budgetNotice})
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// Registered while it runs: the daemon leaves this process's claim alone until the
 	// registration is gone (deleted at exit) or expired (the process died or hung).
 	tenure, err := registerProcess(ctx, db, state.RoleTrigger, clk, scheduler.DefaultOwnerTTL, log)
@@ -200,62 +198,13 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 			fmt.Fprintf(e.stderr, "hexcron trigger: %v\n", err)
 		}
 	}()
-	hc, err := hexclient.New(hexClientConfig(conf, conf.Hex.BaseURL, token, clk, log, nil, scheduler.Ledger{DB: db, Tenure: tenure}))
+	hc, err := hexclient.New(scheduler.ClientConfig(conf, hexclient.Config{Token: token, Version: versionString(), Clock: clk,
+		Logger: log, Ledger: scheduler.Ledger{DB: db, Tenure: tenure}}))
 	if err != nil {
 		return fail(e.stderr, "trigger", err)
 	}
 	t.hc = hc
 	return t.run(ctx, matrix, inputs, f)
-}
-
-// manualInputs is the inputParams of a manual run of s: the schedule's params with
-// the --param values on top, and the matrix combination they pick.
-func manualInputs(s *planner.Schedule, params paramFlag) (map[string]string, map[string]any, error) {
-	given := map[string]string{}
-	for _, kv := range params {
-		given[kv[0]] = kv[1]
-	}
-	var matrix map[string]string
-	if len(s.Matrix) > 0 {
-		matrix = map[string]string{}
-		var missing []string
-		for k := range s.Matrix {
-			if v, ok := given[k]; ok {
-				matrix[k] = v
-			} else {
-				missing = append(missing, k)
-			}
-		}
-		if len(missing) > 0 {
-			sort.Strings(missing)
-			for i, k := range missing {
-				missing[i] = fmt.Sprintf("--param %s=%s", k, strings.Join(s.Matrix[k], "|"))
-			}
-			return nil, nil, fmt.Errorf("schedule %s has a matrix: pick the combination to run with %s", s.Name, strings.Join(missing, " "))
-		}
-	}
-	inputs := s.InputParams(matrix)
-	if inputs == nil {
-		inputs = map[string]any{}
-	}
-	for _, kv := range params {
-		k, v := kv[0], kv[1]
-		if old, ok := inputs[k]; ok {
-			if _, isString := old.(string); !isString && old != nil {
-				var typed any
-				if err := json.Unmarshal([]byte(v), &typed); err != nil {
-					return nil, nil, fmt.Errorf("--param %s=%s: the schedule's %s is %T, so the value is read as JSON: %v", k, v, k, old, err)
-				}
-				inputs[k] = typed
-				continue
-			}
-		}
-		inputs[k] = v
-	}
-	if len(inputs) == 0 {
-		inputs = nil
-	}
-	return matrix, inputs, nil
 }
 
 // manualTrigger is one run of hexcron trigger.
@@ -272,105 +221,61 @@ type manualTrigger struct {
 	lastNotice string
 }
 
+// envClock is a clock whose Now is the command's (e.now) and whose timers are clk's.
+type envClock struct {
+	clock.Clock
+	now func() time.Time
+}
+
+func (c envClock) Now() time.Time { return c.now() }
+
 func (t *manualTrigger) run(ctx context.Context, matrix map[string]string, inputs map[string]any, f triggerFlags) int {
 	e, s := t.e, t.s
 	// The slot key has whole seconds: a second manual run of the schedule within the
 	// same second waits for the next one.
-	var now time.Time
-	var key string
-	for try := 0; ; try++ {
-		now = e.now()
-		nominal := now.UTC().Truncate(time.Second)
-		key = planner.SlotKey(s.Name, nominal, nil) + "+manual"
-		// The project and timeout go on the row: the daemon tracks the run (and cancels it
-		// at the timeout) even if a reload removes the schedule.
-		created, err := t.db.PlanSlot(ctx, state.Slot{Key: key, Schedule: s.Name, Nominal: nominal, Planned: nominal,
-			Matrix: matrix, Kind: state.KindManual, Project: s.Project, Timeout: s.Timeout}, now)
-		if err != nil {
-			return fail(e.stderr, "trigger", err)
-		}
-		if created {
-			break
-		}
-		if try == 2 {
-			return fail(e.stderr, "trigger", fmt.Errorf("slot %s already exists (another manual run of %s this second); try again", key, s.Name))
-		}
-		if err := clock.Sleep(ctx, t.clk, nominal.Add(time.Second).Sub(now)); err != nil {
-			return fail(e.stderr, "trigger", err)
-		}
+	slot, err := scheduler.ClaimManualSlot(ctx, t.db, s, matrix, envClock{Clock: t.clk, now: e.now})
+	if err != nil {
+		return fail(e.stderr, "trigger", err)
 	}
+	now := e.now()
 	deadline := now.Add(s.Window)
 	fmt.Fprintf(e.stderr, "hexcron trigger: triggering %s (slot %s); gives up at %s if the budget has no room by then\n",
-		s.Name, key, fmtClock(deadline, now, t.loc()))
+		s.Name, slot.Key, fmtClock(deadline, now, t.loc()))
 
-	req := hexclient.TriggerRequest{
-		Slot:      key,
-		ProjectID: s.Project,
-		Body:      manualRequest(s, inputs),
-		Deadline:  deadline,
-		Claimed: func(runID string) bool {
-			slot, ok, err := t.db.ClaimedRun(ctx, runID)
-			return err != nil || (ok && slot != key)
-		},
-	}
-	res, err := t.hc.Trigger(ctx, req)
-	if err != nil {
-		return t.notTriggered(key, err)
-	}
-	if err := t.db.Transition(context.WithoutCancel(ctx), key, state.StateTriggered, state.Update{
-		At: e.now(), RunID: res.RunID, RunURL: res.RunURL, TraceID: res.TraceID, Triggered: res.Sent, ProjectVersion: res.ProjectVersion,
-	}); err != nil {
+	out := scheduler.Trigger{Store: t.db, Hex: t.hc, Clock: envClock{Clock: t.clk, now: e.now}}.Run(ctx, scheduler.SlotRequest{
+		Slot: slot, Body: scheduler.RunRequest(s, inputs), Deadline: deadline, OnWait: t.waitNotice,
+	})
+	key := slot.Key
+	switch out.Result {
+	case scheduler.Triggered, scheduler.Adopted:
+		res := out.Run
 		fmt.Fprintf(e.stdout, "slot %s\nrun %s\nurl %s\n", key, res.RunID, res.RunURL)
-		return fail(e.stderr, "trigger", fmt.Errorf("Hex started run %s but recording it failed: %w", res.RunID, err))
-	}
-	fmt.Fprintf(e.stdout, "slot %s\nrun %s\nurl %s\n", key, res.RunID, res.RunURL)
-	if !f.wait {
-		return exitOK
-	}
-	timeout := f.timeout
-	if timeout == 0 {
-		timeout = s.Timeout
-	}
-	return t.waitRun(ctx, key, res.RunID, timeout)
-}
-
-// notTriggered records and reports why no run was started.
-func (t *manualTrigger) notTriggered(key string, err error) int {
-	e := t.e
-	ctx := context.Background() // the record must be written even after Ctrl-C
-	var apiErr *hexclient.APIError
-	var dlErr *hexclient.DeadlineError
-	var cErr *hexclient.CanceledError
-	to, reason := state.StateFailed, err.Error()
-	switch {
-	case errors.Is(err, state.ErrSlotTaken):
-		return fail(e.stderr, "trigger", err)
-	case errors.Is(err, state.ErrFenced):
+		if out.RecordErr != nil {
+			return fail(e.stderr, "trigger", fmt.Errorf("Hex started run %s but recording it failed: %w", res.RunID, out.RecordErr))
+		}
+		if !f.wait {
+			return exitOK
+		}
+		timeout := f.timeout
+		if timeout == 0 {
+			timeout = s.Timeout
+		}
+		return t.waitRun(ctx, key, res.RunID, timeout)
+	case scheduler.Taken:
+		return fail(e.stderr, "trigger", out.Err)
+	case scheduler.Fenced:
 		// This process's registration lapsed (it was paused or hung for longer than its
 		// TTL): the daemon may already be settling the slot, so nothing is written.
-		return fail(e.stderr, "trigger", fmt.Errorf("%w; slot %s is left to the daemon, which settles it with Hex's run list", err, key))
-	case errors.As(err, &dlErr) && dlErr.Unresolved.IsZero():
-		to, reason = state.StateSkipped, "manual trigger: window closed before the trigger went through: "+err.Error()
-	case errors.As(err, &cErr) && cErr.Unresolved.IsZero():
-		to, reason = state.StateSkipped, "manual trigger interrupted before any run was started"
-	case errors.As(err, &dlErr), errors.As(err, &cErr):
-		// An attempt's outcome is unknown: leave the slot triggering; the daemon's
+		return fail(e.stderr, "trigger", fmt.Errorf("%w; slot %s is left to the daemon, which settles it with Hex's run list", out.Err, key))
+	case scheduler.Unresolved, scheduler.Interrupted:
+		// An attempt's outcome is unknown: the slot stays triggering; the daemon's
 		// recovery reconciles it with Hex's run list.
-		return fail(e.stderr, "trigger", fmt.Errorf("%w; an attempt's outcome is unknown: slot %s stays triggering until the daemon reconciles it", err, key))
-	case errors.Is(err, hexclient.ErrUnresolved):
-		// Hex may have run it: never "not triggered", never sent again.
-		to, reason = state.StateUnknown, "the trigger's outcome is unknown: "+err.Error()
-	case errors.As(err, &apiErr):
-		reason = apiErr.Error()
+		return fail(e.stderr, "trigger", fmt.Errorf("%w; an attempt's outcome is unknown: slot %s stays triggering until the daemon reconciles it", out.Err, key))
 	}
-	u := state.Update{At: e.now(), Reason: reason}
-	if apiErr != nil {
-		u.TraceID = apiErr.TraceID
+	if out.RecordErr != nil {
+		fmt.Fprintf(e.stderr, "hexcron trigger: could not record slot %s as %s: %v\n", key, out.State, out.RecordErr)
 	}
-	if terr := t.db.Transition(ctx, key, to, u); terr != nil {
-		fmt.Fprintf(e.stderr, "hexcron trigger: could not record slot %s as %s: %v\n", key, to, terr)
-	}
-	return fail(e.stderr, "trigger", fmt.Errorf("not triggered (slot %s recorded %s): %w", key, to, err))
+	return fail(e.stderr, "trigger", fmt.Errorf("not triggered (slot %s recorded %s): %w", key, out.State, out.Err))
 }
 
 // waitRun polls the run until Hex reports it ended or timeout passes.
@@ -395,24 +300,25 @@ func (t *manualTrigger) waitRun(ctx context.Context, key, runID string, timeout 
 				lastErr = err.Error()
 			}
 		default:
+			st, known := scheduler.StateOfStatus(rs.Status)
 			if rs.Status != last {
 				last = rs.Status
-				if !rs.Status.Known() {
+				if !known {
 					fmt.Fprintf(e.stderr, "hexcron trigger: run %s is %s (a status hexcron does not know: not treated as ended)\n", runID, rs.Status)
-				} else if !rs.Status.Terminal() {
+				} else if !st.Terminal() {
 					fmt.Fprintf(e.stderr, "hexcron trigger: run %s is %s\n", runID, rs.Status)
 				}
-				if rs.Status == hexclient.StatusRunning {
+				if st == state.StateRunning {
 					t.record(key, state.StateRunning, state.Update{At: e.now(), Started: rs.StartTime})
 				}
 			}
-			if rs.Status.Terminal() {
+			if known && st.Terminal() {
 				return t.ended(key, rs)
 			}
 		}
 		if !t.clk.Now().Before(giveUp) {
 			return fail(e.stderr, "trigger", fmt.Errorf("run %s still %s after %s; stopped waiting (the run is not cancelled; the daemon, if running, tracks it)",
-				runID, dash(string(last)), timeout))
+				runID, dash(string(last)), planner.FormatDuration(timeout)))
 		}
 		wait := min(interval, giveUp.Sub(t.clk.Now()))
 		if err := clock.Sleep(ctx, t.clk, max(wait, 0)); err != nil {
@@ -425,21 +331,11 @@ func (t *manualTrigger) waitRun(ctx context.Context, key, runID string, timeout 
 // ended records a run's final status and prints it.
 func (t *manualTrigger) ended(key string, rs *hexclient.RunStatus) int {
 	e := t.e
-	to := endState(rs.Status)
-	now := e.now()
-	at := rs.EndTime
-	if at.IsZero() {
-		at = now
-	}
-	elapsed := rs.Elapsed
-	if elapsed == 0 && !rs.StartTime.IsZero() && rs.EndTime.After(rs.StartTime) {
-		elapsed = rs.EndTime.Sub(rs.StartTime)
-	}
-	t.record(key, to, state.Update{At: now, Reason: "hex status " + string(rs.Status), Started: rs.StartTime, Ended: at, Elapsed: elapsed,
-		ProjectVersion: rs.ProjectVersion})
+	to, u := scheduler.RunEnd(rs, e.now())
+	t.record(key, to, u)
 	fmt.Fprintf(e.stdout, "status %s\n", rs.Status)
-	if elapsed > 0 {
-		fmt.Fprintf(e.stdout, "elapsed %s\n", fmtElapsed(elapsed))
+	if u.Elapsed > 0 {
+		fmt.Fprintf(e.stdout, "elapsed %s\n", planner.FormatDuration(u.Elapsed))
 	}
 	if rs.Status == hexclient.StatusCompleted {
 		return exitOK
@@ -467,39 +363,6 @@ func (t *manualTrigger) record(key string, to state.State, u state.Update) {
 	fmt.Fprintf(t.e.stderr, "hexcron trigger: could not record slot %s as %s: %v\n", key, to, err)
 }
 
-// endState maps a terminal Hex status to the slot state recorded for it.
-func endState(s hexclient.Status) state.State {
-	switch s {
-	case hexclient.StatusCompleted:
-		return state.StateCompleted
-	case hexclient.StatusErrored:
-		return state.StateErrored
-	case hexclient.StatusKilled:
-		return state.StateKilled
-	case hexclient.StatusUnableToAllocateKernel:
-		return state.StateUnableToAllocate
-	}
-	return state.StateUnknown
-}
-
-// manualRequest is the RunProject body: the inputs, the schedule's cache and publish
-// flags and its notifications (as the daemon sends them).
-func manualRequest(s *planner.Schedule, inputs map[string]any) hexclient.RunRequest {
-	req := hexclient.RunRequest{
-		InputParams:            inputs,
-		UseCachedSQLResults:    s.UseCachedSQL,
-		UpdatePublishedResults: s.UpdatePublishedResults,
-		ViewID:                 s.View,
-	}
-	for _, n := range s.Notify {
-		req.Notifications = append(req.Notifications, hexclient.Notification{
-			Type: n.HexType(), IncludeSuccessScreenshot: n.IncludeSuccessScreenshot,
-			SlackChannelIDs: n.SlackChannels, UserIDs: n.UserIDs, GroupIDs: n.GroupIDs,
-		})
-	}
-	return req
-}
-
 func (t *manualTrigger) loc() *time.Location {
 	if t.conf.Location != nil {
 		return t.conf.Location
@@ -507,20 +370,32 @@ func (t *manualTrigger) loc() *time.Location {
 	return time.UTC
 }
 
-// budgetNotice tells the person at the terminal that the trigger waits for the
-// budget, which rule is full, and until when. It prints once per distinct message.
-func (t *manualTrigger) budgetNotice(wait time.Duration) {
+// waitNotice tells the person at the terminal that the trigger waits, why (which rule
+// is full, min_spacing, a hold after a 429 or 503, ...) and until when. It prints once
+// per distinct message.
+func (t *manualTrigger) waitNotice(w hexclient.Wait) {
 	now := t.clk.Now()
-	until := now.Add(wait)
-	var why string
-	if full, spacing := t.bindingRules(now); len(full) == 1 {
-		why = ": " + full[0] + " rule full"
-	} else if len(full) > 1 {
-		why = ": " + strings.Join(full, " and ") + " rules full"
-	} else if spacing {
-		why = fmt.Sprintf(": min_spacing %s since the last trigger", t.conf.Budget.MinSpacing)
+	var msg string
+	if w.Cause == hexclient.WaitBudget {
+		var full []string
+		for _, r := range w.Rules {
+			full = append(full, scheduler.RuleName(r))
+		}
+		msg = "waiting for trigger budget"
+		switch {
+		case len(full) == 1:
+			msg += ": " + full[0] + " rule full"
+		case len(full) > 1:
+			msg += ": " + strings.Join(full, " and ") + " rules full"
+		case w.Spacing:
+			msg += fmt.Sprintf(": min_spacing %s since the last trigger", planner.FormatDuration(t.conf.Budget.MinSpacing))
+		}
+	} else {
+		msg = "waiting for " + scheduler.DescribeWait(w)
 	}
-	msg := fmt.Sprintf("waiting for trigger budget%s until %s", why, fmtClock(until.Add(time.Second-1).Truncate(time.Second), now, t.loc()))
+	if !w.Until.IsZero() {
+		msg += " until " + fmtClock(w.Until.Add(time.Second-1).Truncate(time.Second), now, t.loc())
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if msg == t.lastNotice {
@@ -528,71 +403,4 @@ func (t *manualTrigger) budgetNotice(wait time.Duration) {
 	}
 	t.lastNotice = msg
 	fmt.Fprintf(t.e.stderr, "hexcron trigger: %s\n", msg)
-}
-
-// bindingRules names the trigger rules with no room at now, by the client's admission
-// math (the config's budget.Budget, which hexClientConfig gives the client), and
-// reports whether min_spacing alone holds the trigger.
-func (t *manualTrigger) bindingRules(now time.Time) (full []string, spacing bool) {
-	b := t.conf.Budget.Trigger()
-	rows, err := t.db.Attempts(context.Background(), b.Since(now))
-	if err != nil {
-		return nil, false
-	}
-	atts := scheduler.BudgetAttempts(rows)
-	for i, r := range b.Rules {
-		one := b
-		one.Rules, one.MinSpacing = b.Rules[i:i+1], 0
-		if one.Wait(now, atts) > 0 {
-			full = append(full, ruleName(r))
-		}
-	}
-	if len(full) == 0 && b.MinSpacing > 0 {
-		sp := b
-		sp.Rules = nil
-		spacing = sp.Wait(now, atts) > 0
-	}
-	return full, spacing
-}
-
-// budgetNoticeMsg is the debug line hexclient logs each time a trigger waits for the
-// budget; budgetNoticeHandler turns it into a line a person sees.
-const budgetNoticeMsg = "waiting for trigger budget"
-
-// budgetNoticeHandler passes records at the inner handler's level through, and turns
-// hexclient's debug-level budget waits into notices.
-type budgetNoticeHandler struct {
-	inner  slog.Handler
-	notice func(wait time.Duration)
-}
-
-func (h *budgetNoticeHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelDebug || h.inner.Enabled(ctx, l)
-}
-
-func (h *budgetNoticeHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == budgetNoticeMsg {
-		var wait time.Duration
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == hexclient.KeyWait && a.Value.Kind() == slog.KindDuration {
-				wait = a.Value.Duration()
-				return false
-			}
-			return true
-		})
-		h.notice(wait)
-		return nil
-	}
-	if !h.inner.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.inner.Handle(ctx, r)
-}
-
-func (h *budgetNoticeHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &budgetNoticeHandler{inner: h.inner.WithAttrs(as), notice: h.notice}
-}
-
-func (h *budgetNoticeHandler) WithGroup(name string) slog.Handler {
-	return &budgetNoticeHandler{inner: h.inner.WithGroup(name), notice: h.notice}
 }

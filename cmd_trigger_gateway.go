@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"hexcron/clock"
+	"hexcron/planner"
 )
 
 // exitTempFail is sysexits.h's EX_TEMPFAIL: the gateway kept answering 429 (or 503)
@@ -343,7 +344,7 @@ func (t *gatewayTrigger) waitRun(ctx context.Context, statusURL, project, runID 
 			case "COMPLETED", "ERRORED", "KILLED", "UNABLE_TO_ALLOCATE_KERNEL":
 				fmt.Fprintf(e.stdout, "status %s\n", st)
 				if ms, ok := a.body["elapsedTime"].(float64); ok && ms > 0 {
-					fmt.Fprintf(e.stdout, "elapsed %s\n", fmtElapsed(time.Duration(ms*float64(time.Millisecond))))
+					fmt.Fprintf(e.stdout, "elapsed %s\n", planner.FormatDuration(time.Duration(ms*float64(time.Millisecond))))
 				}
 				if st == "COMPLETED" {
 					return exitOK

@@ -34,7 +34,9 @@ func (b *scriptedBackend) Submit(_ context.Context, r gateway.Request) (gateway.
 	return res, nil
 }
 
-func (b *scriptedBackend) Run(context.Context, string, string) (gateway.Run, error) { return b.run, nil }
+func (b *scriptedBackend) Run(context.Context, string, string) (gateway.Run, error) {
+	return b.run, nil
+}
 func (b *scriptedBackend) Cancel(context.Context, string, string) (gateway.Run, error) {
 	return b.run, nil
 }

@@ -2,7 +2,7 @@ package main
 
 // The fault matrix: one row per fault hexsim can inject, each run against the real
 // `hexcron run` and a standalone `hexcron sim`, each asserting the outcome the trigger
-// path's table (DESIGN.md, docs/trigger-protocol.md) promises, from the sim's ledger
+// path's table (docs/trigger-protocol.md, docs/architecture.md) promises, from the sim's ledger
 // and runs, the database and the daemon's log.
 //
 // The daemon has no flag for the Hex client's timings, so the rows live with its
@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"hexcron/hexclient"
 	"hexcron/state"
 )
 
@@ -411,7 +412,7 @@ limits:
 				return time.Now().After(stop.Add(32 * time.Second))
 			},
 			check: func(f *faultCase) {
-				warns := f.logs("Hex answered 429 to a trigger the budget had admitted: another client shares this Hex user")
+				warns := f.logs(hexclient.MsgTrigger429)
 				if len(warns) != 1 {
 					f.t.Errorf("%d WARNs about another client, want exactly 1 for the episode", len(warns))
 				}

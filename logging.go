@@ -122,15 +122,19 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 }
 
 // clockHandler stamps records with a (virtual) clock's time, so that the log of
-// `run --simulate` reads in simulated time.
+// `run --simulate` reads in simulated time, and shows each record's time in the
+// config's default zone, the one the daemon shows every instant of a line in: one
+// time zone per line.
 type clockHandler struct {
 	slog.Handler
-	clk clock.Clock
+	clk clock.Clock    // nil: the record's own time
 	loc *time.Location // the zone to show times in (nil: as the clock gives them)
 }
 
 func (h clockHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.Time = h.clk.Now()
+	if h.clk != nil {
+		r.Time = h.clk.Now()
+	}
 	if h.loc != nil {
 		r.Time = r.Time.In(h.loc)
 	}

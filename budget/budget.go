@@ -143,3 +143,22 @@ func (b Budget) Wait(now time.Time, attempts []Attempt) time.Duration {
 	}
 	return earliest.Sub(now)
 }
+
+// Full names what holds a new attempt back at now: the rules with no room (each
+// checked on its own, as Wait checks them together) and whether min_spacing alone
+// holds it. Both are empty when Wait(now, attempts) is 0.
+func (b Budget) Full(now time.Time, attempts []Attempt) (rules []Rule, spacing bool) {
+	for i := range b.Rules {
+		one := b
+		one.Rules, one.MinSpacing = b.Rules[i:i+1], 0
+		if one.Wait(now, attempts) > 0 {
+			rules = append(rules, b.Rules[i])
+		}
+	}
+	if len(rules) == 0 && b.MinSpacing > 0 {
+		sp := b
+		sp.Rules = nil
+		spacing = sp.Wait(now, attempts) > 0
+	}
+	return rules, spacing
+}

@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -159,7 +160,7 @@ func TestBudgetWaitIsEarliest(t *testing.T) {
 	}
 }
 
-// tokenBucket is the naive pattern DESIGN.md warns about: capacity n, refilled
+// tokenBucket is the naive pattern docs/architecture.md (budget) warns about: capacity n, refilled
 // continuously at n per per.
 type tokenBucket struct {
 	n      float64
@@ -237,5 +238,33 @@ func TestUntilBoundsEnd(t *testing.T) {
 	}
 	if got := b.End(t0.Add(time.Hour), dead); !got.Equal(b.Until(dead)) {
 		t.Fatalf("a dead attempt's End %v is not its Until", got)
+	}
+}
+
+func TestFull(t *testing.T) {
+	now := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+	b := Budget{Rules: []Rule{{Limit: 2, Per: time.Minute}, {Limit: 3, Per: time.Hour}}, MinSpacing: 10 * time.Second, Skew: time.Second, MaxAttempt: time.Minute}
+	at := func(ago time.Duration) Attempt {
+		return Attempt{Sent: now.Add(-ago), Done: now.Add(-ago + time.Second)}
+	}
+	for _, tt := range []struct {
+		name     string
+		attempts []Attempt
+		rules    []Rule
+		spacing  bool
+	}{
+		{"room", []Attempt{at(30 * time.Minute)}, nil, false},
+		{"spacing only", []Attempt{at(5 * time.Second)}, nil, true},
+		{"minute rule", []Attempt{at(20 * time.Second), at(40 * time.Second)}, b.Rules[:1], false},
+		{"hour rule", []Attempt{at(50 * time.Minute), at(40 * time.Minute), at(30 * time.Minute)}, b.Rules[1:], false},
+		{"both", []Attempt{at(50 * time.Minute), at(40 * time.Second), at(20 * time.Second)}, b.Rules, false},
+	} {
+		rules, spacing := b.Full(now, tt.attempts)
+		if fmt.Sprint(rules) != fmt.Sprint(tt.rules) || spacing != tt.spacing {
+			t.Errorf("%s: Full = %v, %v; want %v, %v", tt.name, rules, spacing, tt.rules, tt.spacing)
+		}
+		if (b.Wait(now, tt.attempts) > 0) != (len(tt.rules) > 0 || tt.spacing) {
+			t.Errorf("%s: Full disagrees with Wait %v", tt.name, b.Wait(now, tt.attempts))
+		}
 	}
 }

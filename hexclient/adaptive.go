@@ -6,7 +6,7 @@ import (
 )
 
 // Decrease is the factor applied to every effective limit on a 429 the budget did
-// not predict (another client shares this Hex user).
+// not predict (probably another client of this Hex user).
 const Decrease = 0.7
 
 // adaptive holds the effective usable count of each trigger rule: multiplicative

@@ -13,7 +13,7 @@ import (
 // every outcome to a Class.
 type Class int
 
-// The outcome classes of DESIGN.md's table.
+// The outcome classes of docs/trigger-protocol.md's table ("What each answer leads to").
 const (
 	// ClassNone is the zero Class; Classify never returns it.
 	ClassNone Class = iota

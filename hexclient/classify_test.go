@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// TestClassify walks DESIGN.md's outcome table row by row.
+// TestClassify walks the outcome table (docs/trigger-protocol.md, "What each answer leads to") row by row.
 func TestClassify(t *testing.T) {
 	reset := &url.Error{Op: "Post", URL: "https://app.hex.tech/api/v1/projects/p/runs",
 		Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}

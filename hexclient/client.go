@@ -413,7 +413,7 @@ func (c *Client) read(ctx context.Context, op, project string, g Group, method, 
 		c.read429 = now
 		c.mu.Unlock()
 		if warn {
-			c.log.Warn("Hex answered 429 to a read the read budget had admitted: another client shares this Hex user; reads paused",
+			c.log.Warn(MsgRead429,
 				KeyStatus, resp.status, KeyWait, wait, KeyTraceID, e.TraceID)
 		}
 	}

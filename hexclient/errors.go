@@ -108,11 +108,17 @@ type DeadlineError struct {
 	// ambiguous outcome that no listing resolved: a run may still appear; call
 	// Reconcile later before treating the slot as not triggered.
 	Unresolved time.Time
+	// Waited is the trigger's latest wait before an attempt (zero Cause: it never
+	// waited): with no attempt sent, it is why the deadline passed.
+	Waited Wait
 }
 
 // Error says which slot missed its deadline and why.
 func (e *DeadlineError) Error() string {
 	s := fmt.Sprintf("hexclient: trigger %s: deadline %s passed after %d attempts", e.Slot, e.Deadline.UTC().Format(time.RFC3339), e.Attempts)
+	if e.Waited.Cause != "" && e.Last == nil {
+		s += " (waiting for " + string(e.Waited.Cause) + ")"
+	}
 	if !e.Unresolved.IsZero() {
 		s += " (an ambiguous attempt is unresolved)"
 	}

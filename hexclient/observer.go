@@ -11,7 +11,7 @@ type Observer interface {
 	// "adopted", "failed", "deadline" or "canceled" prefixed by "trigger_".
 	OnTrigger(outcome string)
 	// On429 is called for every 429; predicted is false when the budget had admitted
-	// the request (another client shares this Hex user).
+	// the request (probably another client of this Hex user).
 	On429(predicted bool)
 	// OnReconcile is called once per reconcile with "adopted", "none" or "error".
 	OnReconcile(result string)

@@ -614,7 +614,7 @@ func testRetryAfterHonoured(t *testing.T, style hexsim.RetryStyle, unit hexsim.R
 	if created != 8 {
 		t.Fatalf("%d runs for 8 slots; answers %v", created, statusesOf(mine))
 	}
-	if !strings.Contains(e.logs.String(), "another client shares this Hex user") {
+	if !strings.Contains(e.logs.String(), "probably another client triggers as this Hex user") {
 		t.Fatal("no WARN about another client")
 	}
 }

@@ -85,6 +85,9 @@ type badTokenError struct {
 }
 
 func (e *badTokenError) Error() string {
+	if e.what == "" {
+		return "the token is empty: a Hex token starts hxtp_ or hxtw_ (look for an empty file or variable)"
+	}
 	return fmt.Sprintf("the token has %s at byte %d: a Hex token is visible ASCII without spaces "+
 		"(look for a line break, a quote or a space pasted with it)", e.what, e.at)
 }
@@ -92,8 +95,12 @@ func (e *badTokenError) Error() string {
 func (e *badTokenError) Is(target error) bool { return target == ErrBadToken }
 
 // ValidToken is nil when tok can go into an Authorization header as a bearer token:
-// visible ASCII, no spaces or control characters. Its error never contains the token.
+// not empty, visible ASCII, no spaces or control characters. Its error never contains
+// the token.
 func ValidToken(tok string) error {
+	if tok == "" {
+		return &badTokenError{}
+	}
 	for i := 0; i < len(tok); i++ {
 		switch c := tok[i]; {
 		case c < 0x20 || c == 0x7f:

@@ -23,6 +23,37 @@ type TriggerRequest struct {
 	// Claimed reports whether a run id is already recorded for another slot; such
 	// runs are never adopted. May be nil.
 	Claimed func(runID string) bool
+	// LogAttrs are slog key-value pairs every log line about this trigger carries
+	// besides project and slot (the scheduler adds the schedule's name). May be nil.
+	LogAttrs []any
+	// OnWait, when not nil, is called each time the trigger has to wait before its
+	// next attempt, with why and until when (see Wait). It must not block.
+	OnWait func(Wait)
+}
+
+// WaitCause says why a trigger waits before its next attempt.
+type WaitCause string
+
+// The causes of a wait.
+const (
+	WaitBudget      WaitCause = "budget"       // a trigger rule or min_spacing has no room (Wait.Rules, Wait.Spacing)
+	WaitRateLimited WaitCause = "rate_limited" // every trigger is held after Hex answered 429
+	WaitKernelCap   WaitCause = "kernel_cap"   // every trigger is held after Hex answered 503 (no kernel free)
+	WaitAuth        WaitCause = "auth"         // triggering is paused after Hex refused the token
+	WaitProject     WaitCause = "project"      // another request to the project is in flight or unresolved
+	WaitAllCalls    WaitCause = "all_calls"    // Hex's cap on calls of every kind has no room
+)
+
+// Wait is one wait of a trigger before an attempt.
+type Wait struct {
+	Cause WaitCause
+	// Until is when the trigger looks again (at most its deadline; zero for an auth
+	// pause, which ends when a probe succeeds).
+	Until time.Time
+	// Rules are the trigger rules with no room, and Spacing is true when min_spacing
+	// alone holds it (Cause WaitBudget).
+	Rules   []Rule
+	Spacing bool
 }
 
 // Triggered is the run a Trigger created or adopted.
@@ -58,6 +89,18 @@ type triggerRun struct {
 	pend       *pending  // this call's entry among the client's unresolved attempts
 	ambN       int       // ambiguous or unreachable outcomes so far (backoff exponent)
 	last       error
+	waited     Wait // the latest wait before an attempt
+}
+
+// wait records (and reports through OnWait) that the trigger waits.
+func (t *triggerRun) wait(w Wait) {
+	if w.Until.After(t.req.Deadline) {
+		w.Until = t.req.Deadline
+	}
+	t.waited = w
+	if t.req.OnWait != nil {
+		t.req.OnWait(w)
+	}
 }
 
 // Trigger creates one run for req.Slot, or adopts the run an ambiguous attempt
@@ -77,7 +120,7 @@ func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, e
 		req.Deadline = time.Unix(1<<62, 0)
 	}
 	t := &triggerRun{c: c, req: req, body: body,
-		log: c.log.With(KeyProject, req.ProjectID, KeySlot, req.Slot)}
+		log: c.log.With(append([]any{KeyProject, req.ProjectID, KeySlot, req.Slot}, req.LogAttrs...)...)}
 	res, err := t.run(ctx)
 	c.forgetPending(t.pend)
 	switch {
@@ -87,8 +130,14 @@ func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, e
 		c.obs.OnTrigger("trigger_created")
 	case errors.Is(err, ErrDeadline):
 		c.obs.OnTrigger("trigger_deadline")
-		t.log.Warn("trigger deadline passed; slot not triggered", KeyAttempt, t.attempts, KeyErr, t.last,
-			"unresolved", !t.unresolved.IsZero())
+		attrs := []any{KeyAttempt, t.attempts, "unresolved", !t.unresolved.IsZero()}
+		if t.last != nil {
+			attrs = append(attrs, KeyErr, t.last)
+		}
+		if t.waited.Cause != "" {
+			attrs = append(attrs, "waiting_for", string(t.waited.Cause))
+		}
+		t.log.Debug("trigger deadline passed; slot not triggered", attrs...)
 	case errors.Is(err, ErrUnresolved):
 		c.obs.OnTrigger("trigger_unresolved")
 	case errors.Is(err, ErrProjectRefused):
@@ -103,7 +152,7 @@ func (c *Client) Trigger(ctx context.Context, req TriggerRequest) (*Triggered, e
 }
 
 func (t *triggerRun) deadlineErr() error {
-	return &DeadlineError{Slot: t.req.Slot, Deadline: t.req.Deadline, Attempts: t.attempts, Last: t.last, Unresolved: t.unresolved}
+	return &DeadlineError{Slot: t.req.Slot, Deadline: t.req.Deadline, Attempts: t.attempts, Last: t.last, Unresolved: t.unresolved, Waited: t.waited}
 }
 
 func (t *triggerRun) canceledErr(err error) error {
@@ -269,7 +318,7 @@ func (t *triggerRun) rateLimited(alog *slog.Logger, resp *response, apiErr *APIE
 	c := t.c
 	c.obs.On429(false)
 	if c.adapt.decrease(now) {
-		alog.Warn("Hex answered 429 to a trigger the budget had admitted: another client shares this Hex user; shrinking the effective trigger limits",
+		alog.Warn(MsgTrigger429,
 			KeyStatus, resp.status, KeyTraceID, apiErr.TraceID, "factor", Decrease)
 	}
 	c.mu.Lock()
@@ -301,6 +350,7 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 		until, reason, paused, changed := c.holdUntil, c.holdReason, c.authPaused, c.holdChanged
 		c.mu.Unlock()
 		if paused {
+			t.wait(Wait{Cause: WaitAuth})
 			if err := c.probeAuth(ctx, t.req.Deadline, t.log); err != nil {
 				return "", 0, time.Time{}, nil, t.stopErr(err)
 			}
@@ -311,6 +361,11 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 				t.log.Debug("a kernel freed: this trigger goes first (earliest deadline)")
 			} else {
 				t.log.Debug("triggers held", "reason", reason, KeyWait, until.Sub(now))
+				cause := WaitRateLimited
+				if reason == "kernel_cap" {
+					cause = WaitKernelCap
+				}
+				t.wait(Wait{Cause: cause, Until: until})
 				err := c.sleepUntil(ctx, until, t.req.Deadline, changed)
 				if reason == "kernel_cap" && err != nil {
 					c.leaveKernelWait(t)
@@ -332,6 +387,7 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			return "", 0, time.Time{}, nil, refused
 		}
 		if busy {
+			t.wait(Wait{Cause: WaitProject})
 			if err := c.sleepUntil(ctx, t.req.Deadline, t.req.Deadline, changed); err != nil {
 				return "", 0, time.Time{}, nil, t.stopErr(err)
 			}
@@ -346,13 +402,21 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 		b := withUsable(c.budget, c.adapt.usable(now))
 		var wait time.Duration
 		var aid int64
+		var w Wait
 		rbDone, err := c.reads.reserveAll(now, func(allWait time.Duration) (bool, error) {
 			if allWait > 0 {
-				wait = allWait
+				wait, w = allWait, Wait{Cause: WaitAllCalls}
 				return false, nil
 			}
 			var err error
-			aid, wait, err = c.ledger.Admit(ctx, now, b.Since(now), t.req.Slot, func(a []Attempt) time.Duration { return b.Wait(now, a) })
+			aid, wait, err = c.ledger.Admit(ctx, now, b.Since(now), t.req.Slot, func(a []Attempt) time.Duration {
+				wait := b.Wait(now, a)
+				if wait > 0 {
+					w = Wait{Cause: WaitBudget}
+					w.Rules, w.Spacing = b.Full(now, a)
+				}
+				return wait
+			})
 			return err == nil && wait <= 0, err
 		})
 		if err != nil {
@@ -366,7 +430,9 @@ func (t *triggerRun) admit(ctx context.Context) (token string, id int64, sent ti
 			return tok, aid, now, rbDone, nil
 		}
 		c.releaseProject(project)
-		t.log.Debug("waiting for trigger budget", KeyWait, wait)
+		t.log.Debug(MsgWaitingForBudget, KeyWait, wait, "cause", string(w.Cause))
+		w.Until = now.Add(wait)
+		t.wait(w)
 		// Not woken by other changes: the project's release just now is one, and two
 		// triggers of one project waiting for budget must not wake each other in turn.
 		// The budget and every hold are checked again after the wait.
@@ -421,7 +487,7 @@ func (t *triggerRun) resolve(ctx context.Context) (*Triggered, error) {
 			c.succeeded("", c.clock.Now())
 			c.forgetPending(t.pend)
 			t.pend = nil
-			t.log.Info("adopted the run an ambiguous attempt created", KeyRun, run.RunID, KeyTraceID, run.TraceID)
+			t.log.Debug("adopted the run an ambiguous attempt created", KeyRun, run.RunID, KeyTraceID, run.TraceID)
 			return &Triggered{RunID: run.RunID, RunURL: run.RunURL, RunStatusURL: c.runStatusURL(t.req.ProjectID, run.RunID),
 				TraceID: run.TraceID, ProjectVersion: run.ProjectVersion, Adopted: true, Attempts: t.attempts, Sent: t.unresolved}, nil
 		default:

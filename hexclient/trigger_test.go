@@ -79,7 +79,7 @@ func TestTrigger429(t *testing.T) {
 						t.Fatalf("POST %d came %v after a 429 that named %v", i+1, gap, tc.minWait[i-1])
 					}
 				}
-				if n := strings.Count(logs.String(), "another client shares this Hex user"); n != 1 {
+				if n := strings.Count(logs.String(), "probably another client triggers as this Hex user"); n != 1 {
 					t.Fatalf("%d WARN lines for one 429 episode, want 1\n%s", n, logs.String())
 				}
 				if obs.n429 != 2 {

@@ -18,6 +18,13 @@ const (
 	DefaultTimeout    = 30 * time.Minute
 	DefaultOverlap    = "skip"
 	DefaultCatchup    = time.Hour
+	// DefaultRetention is how long the database keeps terminal slots (state.retention).
+	DefaultRetention = 90 * 24 * time.Hour
+	// MinRetention is the shortest retention other than 0 (which keeps everything):
+	// short values are for tests.
+	MinRetention = time.Minute
+	// MaxRetention bounds state.retention (100 years).
+	MaxRetention = 100 * 365 * 24 * time.Hour
 )
 
 // DefaultTriggers are Hex's RunProject caps: 20 per minute and 60 per hour
@@ -39,6 +46,7 @@ type Config struct {
 	File      string         // the file name the config was parsed from
 	Hex       Hex            // where Hex is and where the token file is
 	Budget    Budget         // the Hex user's caps
+	State     State          // what the database keeps
 	Location  *time.Location // defaults.timezone (UTC when absent): plan hours are shown in it
 	Schedules []Schedule     // in file order
 	Gateway   *Gateway       // the trigger gateway; nil when the file has no gateway section
@@ -49,6 +57,13 @@ type Config struct {
 type Hex struct {
 	BaseURL   string // Hex's API root as SCHEME://HOST/api/v1 (see NormalizeBaseURL)
 	TokenFile string // optional; the token comes first from $CREDENTIALS_DIRECTORY/hex-token, then $HEX_API_TOKEN
+}
+
+// State says what the database keeps.
+type State struct {
+	// Retention is how long terminal slots are kept after they ended (and the ledger
+	// rows no rule can count any more are pruned with them); 0 keeps everything.
+	Retention time.Duration
 }
 
 // Budget holds the caps of the Hex user hexcron triggers as.

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+var update = flag.Bool("update", false, "rewrite the golden files (testdata/**) from the current output")
 
 // golden compares got with testdata/<name>, or rewrites it under -update.
 func golden(t *testing.T, name, got string) {
@@ -47,6 +47,7 @@ func describe(cfg *Config, err error) string {
 	}
 	fmt.Fprintf(&b, "hex: %s token_file=%q\n", cfg.Hex.BaseURL, cfg.Hex.TokenFile)
 	fmt.Fprintf(&b, "budget: triggers=%v reads=%v min_spacing=%s max_running=%d\n", cfg.Budget.Triggers, cfg.Budget.Reads, cfg.Budget.MinSpacing, cfg.Budget.MaxRunning)
+	fmt.Fprintf(&b, "state: retention=%s\n", FormatDuration(cfg.State.Retention))
 	fmt.Fprintf(&b, "timezone: %s\n", cfg.Location)
 	for _, s := range cfg.Schedules {
 		fmt.Fprintf(&b, "- %s (line %d) project=%s cron=%q tz=%s window=%s timeout=%s overlap=%s catchup=%s priority=%d\n",

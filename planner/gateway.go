@@ -175,7 +175,7 @@ func (d *decoder) gateway(n *yaml.Node, cfg *Config) {
 		case "idempotency_ttl":
 			if v, good := d.duration(e.v, e.field, true); good {
 				if v > MaxIdempotencyTTL {
-					d.errorf(e.v, e.field, "%s is longer than %s", fmtDur(v), fmtDur(MaxIdempotencyTTL))
+					d.errorf(e.v, e.field, "%s is longer than %s", FormatDuration(v), FormatDuration(MaxIdempotencyTTL))
 					ok = false
 				} else {
 					g.IdempotencyTTL = v
@@ -303,7 +303,7 @@ func (d *decoder) gatewayClients(n *yaml.Node, field string, cfg *Config) []Gate
 			case "wait":
 				if v, good := d.duration(e.v, e.field, false); good {
 					if v > MaxGatewayWait {
-						d.errorf(e.v, e.field, "%s is longer than %s: a request waits inside one HTTP call", fmtDur(v), fmtDur(MaxGatewayWait))
+						d.errorf(e.v, e.field, "%s is longer than %s: a request waits inside one HTTP call", FormatDuration(v), FormatDuration(MaxGatewayWait))
 					} else {
 						c.Wait = v
 					}

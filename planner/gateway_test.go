@@ -156,7 +156,7 @@ func TestGatewayRefusals(t *testing.T) {
 		{gwSchedules + "gateway:\n  clients: []\n", "gateway.listen: is required"},
 		{gwSchedules + "gateway:\n  listen: 0.0.0.0:1\n  tls: {cert: c.pem}\n  clients: []\n", "gateway.tls.key: is required"},
 		{gwSchedules + "gateway:\n  listen: 127.0.0.1:1\n  idempotency_ttl: 90d\n", "idempotency_ttl: \"90d\" is not a duration"},
-		{gwSchedules + "gateway:\n  listen: 127.0.0.1:1\n  idempotency_ttl: 2000h\n", "idempotency_ttl: 2000h is longer than 720h"},
+		{gwSchedules + "gateway:\n  listen: 127.0.0.1:1\n  idempotency_ttl: 2000h\n", "idempotency_ttl: 83d8h is longer than 30d"},
 		{gwSchedules + "gateway:\n  listen: 127.0.0.1:1\n  lsten: x\n", "gateway.lsten: unknown key (did you mean \"listen\"?)"},
 	} {
 		if _, err := Parse("s.yaml", []byte(tc.src)); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -211,18 +211,18 @@ func (d *decoder) checkFanout(cfg *Config, s *Schedule, r *rawSched, f string) b
 	}
 	for k, rule := range cfg.Budget.Triggers {
 		if allowed := room(rule.Effective(), rule.Per, s.Window); fan > allowed {
-			desc := fmt.Sprintf("%d per %s", rule.Effective(), fmtDur(rule.Per))
+			desc := fmt.Sprintf("%d per %s", rule.Effective(), FormatDuration(rule.Per))
 			if rule.Reserve > 0 {
 				desc += fmt.Sprintf(": limit %d minus reserve %d", rule.Limit, rule.Reserve)
 			}
 			return report("%d combinations are due at each firing time, but budget.triggers[%d] (%s) admits at most %d triggers within the schedule's %s window: no firing time can ever fit",
-				fan, k, desc, allowed, fmtDur(s.Window))
+				fan, k, desc, allowed, FormatDuration(s.Window))
 		}
 	}
 	if sp := cfg.Budget.MinSpacing; sp > 0 {
 		if allowed := room(1, sp, s.Window); fan > allowed {
 			return report("%d combinations are due at each firing time, but budget.min_spacing (%s) admits at most %d triggers within the schedule's %s window: no firing time can ever fit",
-				fan, fmtDur(sp), allowed, fmtDur(s.Window))
+				fan, FormatDuration(sp), allowed, FormatDuration(s.Window))
 		}
 	}
 	return true

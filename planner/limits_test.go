@@ -225,7 +225,7 @@ func TestHostileValues(t *testing.T) {
 		{"int over 2^31", "budget:\n  max_running: 2147483648\n" + head, 2, "budget.max_running", `"2147483648" is too large: at most 2147483647`},
 		{"int under -2^31", head + "    priority: -2147483649\n", 5, "schedules[0].priority", `"-2147483649" is too small: at least -2147483648`},
 		{"empty reads", "budget:\n  reads: []\n" + head, 2, "budget.reads", "needs at least one rule like {limit: 30, per: 1m} (the default is 30 status and list calls per 1m)"},
-		{"huge window", head + "    window: 2562047h\n", 5, "schedules[0].window", "2562047h is longer than the longest window hexcron plans, 744h (31 days)"},
+		{"huge window", head + "    window: 2562047h\n", 5, "schedules[0].window", "2562047h is longer than the longest window hexcron plans, 31d (744h)"},
 		{"null in matrix", head + "    matrix:\n      region: [emea, ~]\n", 6, "schedules[0].matrix.region[1]", `is null ("~"): write the value in quotes if you mean that text`},
 		{"null word in matrix", head + "    matrix:\n      region: [null, emea]\n", 6, "schedules[0].matrix.region[0]", `is null ("null")`},
 		{"bidi override", head + "    matrix:\n      region: [\"em\\u202Eea\"]\n", 6, "schedules[0].matrix.region[0]", "invisible or control character U+202E"},

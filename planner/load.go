@@ -35,7 +35,8 @@ const maxNodes = 1_000_000
 // Keys accepted in each mapping; schedule keys may also be set under defaults except
 // these.
 var (
-	topKeys        = []string{"hex", "budget", "defaults", "schedules", "gateway"}
+	topKeys        = []string{"hex", "budget", "state", "defaults", "schedules", "gateway"}
+	stateKeys      = []string{"retention"}
 	hexKeys        = []string{"base_url", "token_file"}
 	budgetKeys     = []string{"triggers", "reads", "min_spacing", "max_running"}
 	ruleKeys       = []string{"limit", "per", "reserve"}
@@ -119,6 +120,7 @@ func (d *decoder) parse(data []byte) *Config {
 		File:     d.file,
 		Hex:      Hex{BaseURL: DefaultBaseURL},
 		Budget:   defaultBudget(),
+		State:    State{Retention: DefaultRetention},
 		Location: time.UTC,
 	}
 	if len(data) > MaxConfigBytes {
@@ -163,6 +165,8 @@ func (d *decoder) parse(data []byte) *Config {
 			d.hex(e.v, cfg)
 		case "budget":
 			d.budget(e.v, cfg)
+		case "state":
+			d.state(e.v, cfg)
 		case "defaults":
 			defaults = d.sched(e.v, "defaults", defaultKeys)
 		case "schedules":
@@ -477,6 +481,64 @@ func (d *decoder) budget(n *yaml.Node, cfg *Config) {
 	}
 }
 
+// state reads the state section: how long the database keeps history.
+func (d *decoder) state(n *yaml.Node, cfg *Config) {
+	for _, e := range d.fields(n, "state", stateKeys) {
+		switch e.key {
+		case "retention":
+			s, ok := d.scalar(e.v, e.field, "a duration")
+			if !ok {
+				continue
+			}
+			v, err := parseRetention(s)
+			switch {
+			case err != nil:
+				d.errorf(e.v, e.field, "%s is not a duration: write it like 90d, 30d, 36h or 0 (keep everything)", quote(s))
+			case v < 0:
+				d.errorf(e.v, e.field, "must not be negative (got %s)", s)
+			case v > 0 && v < MinRetention:
+				d.errorf(e.v, e.field, "must be at least %s, or 0 to keep everything (got %s)", FormatDuration(MinRetention), s)
+			case v > MaxRetention:
+				d.errorf(e.v, e.field, "must be at most %s (got %s); 0 keeps everything", "100y", s)
+			default:
+				cfg.State.Retention = v
+			}
+		}
+	}
+}
+
+// parseRetention reads a retention: a Go duration (36h, 90m), a number of days (90d),
+// days followed by a Go duration (1d12h), or 0.
+func parseRetention(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return 0, nil
+	}
+	neg := strings.HasPrefix(s, "-")
+	body := strings.TrimPrefix(s, "-")
+	var days time.Duration
+	if i := strings.IndexByte(body, 'd'); i > 0 {
+		n, err := strconv.ParseUint(body[:i], 10, 32)
+		if err != nil || n > uint64(MaxRetention/(24*time.Hour)) {
+			return 0, fmt.Errorf("bad days in %q", s)
+		}
+		days, body = time.Duration(n)*24*time.Hour, body[i+1:]
+	}
+	var rest time.Duration
+	if body != "" {
+		var err error
+		if rest, err = time.ParseDuration(body); err != nil || rest < 0 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+	} else if days == 0 {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	if neg {
+		return -(days + rest), nil
+	}
+	return days + rest, nil
+}
+
 func (d *decoder) rules(n *yaml.Node, field, hint string) ([]Rule, bool) {
 	n = d.resolve(n)
 	if n.Kind != yaml.SequenceNode {
@@ -666,7 +728,7 @@ func (d *decoder) sched(n *yaml.Node, field string, known []string) rawSched {
 						continue
 					}
 					if v > MaxWindow {
-						d.errorf(e.v, e.field, "%s is longer than the longest window hexcron plans, %s (31 days)", fmtDur(v), fmtDur(MaxWindow))
+						d.errorf(e.v, e.field, "%s is longer than the longest window hexcron plans, %s (744h)", strings.TrimSpace(e.v.Value), FormatDuration(MaxWindow))
 						continue
 					}
 					r.window.put(v, e)

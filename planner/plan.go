@@ -561,7 +561,7 @@ func (p *placer) explain(j int, displacedBy string) Unplaced {
 		}
 	}
 	if len(full) == 0 && p.spacing > 0 {
-		full = append(full, "min_spacing "+fmtDur(time.Duration(p.spacing)))
+		full = append(full, "min_spacing "+FormatDuration(time.Duration(p.spacing)))
 		reach = max(reach, p.spacing)
 	}
 	// Competing: the schedules holding planned instants that share a full rule's
@@ -617,7 +617,7 @@ func maxPer(rules []Rule) int64 {
 
 // ruleText describes a rule for people: "50 per 1h (60 minus 10 reserved)".
 func ruleText(r Rule) string {
-	s := fmt.Sprintf("%d per %s", r.Effective(), fmtDur(r.Per))
+	s := fmt.Sprintf("%d per %s", r.Effective(), FormatDuration(r.Per))
 	if r.Reserve > 0 {
 		s += fmt.Sprintf(" (%d minus %d reserved)", r.Limit, r.Reserve)
 	}

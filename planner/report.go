@@ -25,17 +25,17 @@ const MaxUnplacedLines = 50
 func WriteTable(w io.Writer, cfgFile string, res *Result, verbose bool) error {
 	var b strings.Builder
 	loc := res.Location
-	fmt.Fprintf(&b, "hexcron plan for %s: %s from %s (%s)\n", cfgFile, fmtDur(res.Horizon), res.From.In(loc).Format("2006-01-02 15:04 MST"), loc)
+	fmt.Fprintf(&b, "hexcron plan for %s: %s from %s (%s)\n", cfgFile, FormatDuration(res.Horizon), res.From.In(loc).Format("2006-01-02 15:04 MST"), loc)
 	var rules []string
 	for _, r := range res.Rules {
 		rules = append(rules, ruleText(r))
 	}
 	fmt.Fprintf(&b, "trigger caps: %s", strings.Join(rules, ", "))
 	if res.MinSpacing > 0 {
-		fmt.Fprintf(&b, "; min spacing %s", fmtDur(res.MinSpacing))
+		fmt.Fprintf(&b, "; min spacing %s", FormatDuration(res.MinSpacing))
 	}
 	if res.Skew > 0 {
-		fmt.Fprintf(&b, "; each trigger counts until %s after Hex answers", fmtDur(res.Skew))
+		fmt.Fprintf(&b, "; each trigger counts until %s after Hex answers", FormatDuration(res.Skew))
 	}
 	b.WriteByte('\n')
 	if res.Past > 0 {
@@ -46,7 +46,7 @@ func WriteTable(w io.Writer, cfgFile string, res *Result, verbose bool) error {
 	for _, h := range res.Hours {
 		shift := "-"
 		if h.LargestShift > 0 {
-			shift = fmtDur(h.LargestShift)
+			shift = FormatDuration(h.LargestShift)
 		}
 		fmt.Fprintf(&b, "%-16s %7d %7d %4d  %s %8d %9s\n", h.Start.In(loc).Format("2006-01-02 15:04"), h.Nominal, h.Planned, h.Cap, bar(h.Planned, h.Cap), h.PeakMinute, shift)
 	}
@@ -149,7 +149,7 @@ func Verdict(res *Result) string {
 	if shifted == 0 {
 		return fmt.Sprintf("OK: all %d firings fit at their nominal times", total)
 	}
-	return fmt.Sprintf("OK: all %d firings fit; %d are shifted inside their windows (largest %s)", total, shifted, fmtDur(largest))
+	return fmt.Sprintf("OK: all %d firings fit; %d are shifted inside their windows (largest %s)", total, shifted, FormatDuration(largest))
 }
 
 func bar(n, cap int) string {
@@ -206,10 +206,10 @@ type jsonUnplaced struct {
 func WriteJSON(w io.Writer, res *Result) error {
 	loc := res.Location
 	ts := func(t time.Time) string { return t.In(loc).Format(time.RFC3339) }
-	out := jsonPlan{From: ts(res.From), Horizon: fmtDur(res.Horizon),
+	out := jsonPlan{From: ts(res.From), Horizon: FormatDuration(res.Horizon),
 		Rules: []jsonRule{}, Hours: []jsonHour{}, Firings: []jsonFiring{}, Unplaced: []jsonUnplaced{}}
 	for _, r := range res.Rules {
-		out.Rules = append(out.Rules, jsonRule{Limit: r.Limit, Per: fmtDur(r.Per), Reserve: r.Reserve, Effective: r.Effective()})
+		out.Rules = append(out.Rules, jsonRule{Limit: r.Limit, Per: FormatDuration(r.Per), Reserve: r.Reserve, Effective: r.Effective()})
 	}
 	for _, h := range res.Hours {
 		out.Hours = append(out.Hours, jsonHour{Start: ts(h.Start), Nominal: h.Nominal, Planned: h.Planned, Cap: h.Cap, PeakMinute: h.PeakMinute})

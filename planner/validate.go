@@ -3,7 +3,6 @@ package planner
 import (
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 )
 
@@ -136,7 +135,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 		if s.Window >= gap {
 			d.warns = append(d.warns, Problem{File: d.file, Line: windowLine, Field: join(f, "window"), Schedule: s.Name,
 				Kind:    "window is not shorter than the schedule's interval: a firing may be planned after the next slot's nominal time",
-				Message: fmt.Sprintf("%s is not shorter than the schedule's interval (%s): a firing may be planned after the next slot's nominal time", fmtDur(s.Window), fmtDur(gap))})
+				Message: fmt.Sprintf("%s is not shorter than the schedule's interval (%s): a firing may be planned after the next slot's nominal time", FormatDuration(s.Window), FormatDuration(gap))})
 		}
 	}
 	fan := s.FanoutCount()
@@ -149,7 +148,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 	}
 	var caps []capRule
 	for k, rule := range cfg.Budget.Triggers {
-		desc := fmt.Sprintf("%d per %s", rule.Effective(), fmtDur(rule.Per))
+		desc := fmt.Sprintf("%d per %s", rule.Effective(), FormatDuration(rule.Per))
 		if rule.Reserve > 0 {
 			desc += fmt.Sprintf(": limit %d minus reserve %d", rule.Limit, rule.Reserve)
 		}
@@ -158,7 +157,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 		caps = append(caps, capRule{index("budget.triggers", k), rule.Effective(), rule.Per, rule.Per + cfg.Budget.Skew, desc})
 	}
 	if sp := cfg.Budget.MinSpacing; sp > 0 {
-		caps = append(caps, capRule{"budget.min_spacing", 1, sp, sp, "one trigger every " + fmtDur(sp)})
+		caps = append(caps, capRule{"budget.min_spacing", 1, sp, sp, "one trigger every " + FormatDuration(sp)})
 	}
 	cronLine := r.cronLine
 	what := func(n int) string {
@@ -186,7 +185,7 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 			span := inst[j].Sub(inst[i]) + s.Window
 			if allowed := room(c, span); count > allowed {
 				report("needs %d triggers within %s (%s, spread over its %s window) but %s allows at most %d in that time (%s)",
-					count, fmtDur(span), what(j-i+1), fmtDur(s.Window), c.name, allowed, c.desc)
+					count, FormatDuration(span), what(j-i+1), FormatDuration(s.Window), c.name, allowed, c.desc)
 				return
 			}
 		}
@@ -199,20 +198,8 @@ func (d *decoder) checkAgainstCaps(cfg *Config, s *Schedule, r *rawSched, f stri
 			}
 			rate := float64(count) * float64(c.per) / max(nominalSpan, float64(time.Second))
 			report("needs about %.0f triggers per %s on average (%s in %s) but %s allows %s",
-				rate, fmtDur(c.per), what(len(inst)), fmtDur(span-s.Window), c.name, c.desc)
+				rate, FormatDuration(c.per), what(len(inst)), FormatDuration(span-s.Window), c.name, c.desc)
 			return
 		}
 	}
-}
-
-// fmtDur writes a duration without zero units: 1m, 1h30m, 45s.
-func fmtDur(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"hexcron/budget"
 	"hexcron/clock"
-	"hexcron/hexclient"
 	"hexcron/planner"
 	"hexcron/state"
 )
@@ -42,10 +42,10 @@ type Config struct {
 	Reconcile time.Duration
 	// Grace is how long SIGTERM lets triggers already in flight finish (default 10s).
 	Grace time.Duration
-	// HistoryAge is how long slot history is kept (default 90 days; 0 keeps it).
-	HistoryAge time.Duration
 	// NoPreflight turns off the preflight (Check) at start and on reload.
 	NoPreflight bool
+	// Version is hexcron's version, for the start line.
+	Version string
 	// Tenure is the daemon's registration and lease (see Register): Run keeps it
 	// renewed, stops triggering when it is fenced, and releases it on a clean stop. Its
 	// ledger must admit under it. nil: no fencing (tests).
@@ -72,13 +72,19 @@ type Daemon struct {
 	queued     map[string]planner.Firing   // overlap queue: series -> the one waiting firing
 	held       map[string]planner.Firing   // max_running holds, by slot
 	nextReplan time.Time
-	stopping   bool // shutdown has begun: start nothing new
-	fenced     bool // another daemon leads this database: trigger nothing (see fence.go)
+	nextPrune  time.Time   // when the next background prune starts (see retention.go)
+	pruning    atomic.Bool // a prune is running
+	stopping   bool        // shutdown has begun: start nothing new
+	fenced     bool        // another daemon leads this database: trigger nothing (see fence.go)
 	settling   settleSet
 	reloads    reloadState // see reload.go
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
 	gw            *gatewayState      // the gateway's requests (see submit.go); nil without one
+
+	flow        Trigger           // the trigger-and-record flow
+	planReasons map[string]string // slot -> why it is planned where it is (shifted), until triggered
+	shiftLogged map[string]bool   // slots whose move was logged at INFO (once each)
 
 	alive atomic.Int64 // when the loop last ran (unix ns on the daemon's clock); read by Healthy
 
@@ -91,11 +97,8 @@ type Daemon struct {
 type event interface{}
 
 type triggerDone struct {
-	f       planner.Firing
-	project string        // the Hex project it was triggered in
-	timeout time.Duration // the schedule's timeout when it was triggered
-	res     *hexclient.Triggered
-	err     error
+	f   planner.Firing
+	out Outcome
 }
 
 type runEnded struct{ series string }
@@ -126,19 +129,23 @@ func New(cfg Config) (*Daemon, error) {
 	def(&cfg.Heartbeat, 30*time.Second)
 	def(&cfg.Reconcile, 45*time.Second)
 	def(&cfg.Grace, 10*time.Second)
-	return &Daemon{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		extra:     map[string]planner.Firing{},
-		unplaced:  map[string]planner.Unplaced{},
-		announced: map[string]time.Time{},
-		inflight:  map[string]planner.Firing{},
-		queued:    map[string]planner.Firing{},
-		held:      map[string]planner.Firing{},
-		events:    make(chan event, 64),
-		pollWake:  make(chan struct{}, 1),
-		gw:        newGatewayState(cfg.Gateway),
-	}, nil
+	d := &Daemon{
+		planReasons: map[string]string{},
+		shiftLogged: map[string]bool{},
+		cfg:         cfg,
+		log:         cfg.Logger,
+		extra:       map[string]planner.Firing{},
+		unplaced:    map[string]planner.Unplaced{},
+		announced:   map[string]time.Time{},
+		inflight:    map[string]planner.Firing{},
+		queued:      map[string]planner.Firing{},
+		held:        map[string]planner.Firing{},
+		events:      make(chan event, 64),
+		pollWake:    make(chan struct{}, 1),
+		gw:          newGatewayState(cfg.Gateway),
+	}
+	d.flow = Trigger{Store: cfg.Store, Hex: cfg.Hex, Clock: cfg.Clock, Logger: cfg.Logger, Local: d.local}
+	return d, nil
 }
 
 // local shows t in the config's default time zone, as people read their schedules.
@@ -205,8 +212,10 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.replan(ctx, now)
 	d.cfg.Notifier.Notify("READY=1")
 	d.notifyStatus(ctx, now)
-	d.log.Info("hexcron running", "schedules", len(conf.Schedules), "horizon", d.cfg.Horizon, "firings_planned", len(d.plan))
+	d.log.Info("hexcron running", "version", d.cfg.Version, "schedules", len(conf.Schedules), "horizon", planner.FormatDuration(d.cfg.Horizon),
+		"retention", planner.FormatDuration(conf.State.Retention), "firings_planned", len(d.plan))
 	d.startPreflight(ctx, conf, true)
+	d.startPrune(ctx, now)
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
@@ -235,10 +244,13 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		if !now.Before(d.nextReplan) {
 			d.replan(ctx, now)
 		}
+		if !now.Before(d.nextPrune) {
+			d.startPrune(ctx, now)
+		}
 		d.fireDue(ctx, trigCtx, now)
 		d.expire(ctx, now)
 
-		wake := minTime(d.nextReplan, nextBeat)
+		wake := minTime(minTime(d.nextReplan, nextBeat), d.nextPrune)
 		if len(d.plan) > 0 {
 			wake = minTime(wake, d.plan[0].Planned)
 		}
@@ -255,7 +267,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			t.Stop()
 			stopPoll()
 			<-pollDone
-			return d.shutdown(stopTriggers)
+			return d.shutdown(trigCtx, stopTriggers)
 		case <-reload:
 			d.reload(ctx)
 		case ev := <-d.events:
@@ -286,7 +298,7 @@ func (d *Daemon) Healthy() error {
 
 // shutdown stops new triggers, gives the ones in flight a grace period to finish and be
 // recorded, and leaves the rest for the next start's recovery.
-func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
+func (d *Daemon) shutdown(trigCtx context.Context, stopTriggers context.CancelFunc) error {
 	d.cfg.Notifier.Notify("STOPPING=1")
 	d.stopping = true
 	d.closeGateway("hexcron is stopping")
@@ -301,7 +313,7 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 	for len(d.inflight) > 0 {
 		select {
 		case ev := <-d.events:
-			d.handle(ctx, nil, ev)
+			d.handle(ctx, trigCtx, ev)
 		case <-grace.C():
 			stopTriggers()
 			grace = d.cfg.Clock.NewTimer(time.Hour) // results still arrive as goroutines see ctx done
@@ -326,14 +338,9 @@ func (d *Daemon) shutdown(stopTriggers context.CancelFunc) error {
 func (d *Daemon) replan(ctx context.Context, now time.Time) {
 	conf := d.config()
 	d.nextReplan = now.Add(d.cfg.Replan)
-	past, err := recentAttempts(ctx, d.cfg.Store, conf, now)
+	past, handled, err := planInput(ctx, d.cfg.Store, conf, now)
 	if err != nil {
-		d.log.Error("replan: read ledger", keyErr, err)
-		return
-	}
-	handled, err := handledSlots(ctx, d.cfg.Store, now.Add(-maxWindow(conf)-time.Minute))
-	if err != nil {
-		d.log.Error("replan: read slots", keyErr, err)
+		d.log.Error("replan", keyErr, err)
 		return
 	}
 	waiting := make(map[string]bool, len(d.queued))
@@ -342,7 +349,9 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 	}
 	extra := make([]planner.Firing, 0, len(d.extra))
 	for _, f := range d.extra {
-		extra = append(extra, f)
+		if _, busy := d.inflight[f.Slot]; !busy { // a re-trigger under way is not planned again
+			extra = append(extra, f)
+		}
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Slot < extra[j].Slot })
 	res := d.planGateway(ctx, conf, planner.Input{
@@ -352,11 +361,11 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		OpenWindows: true,
 		Extra:       extra,
 		Skip: func(slot string) bool {
-			if _, ok := d.extra[slot]; ok {
-				return false // a catch-up or re-trigger: its row is not `planned` on purpose
-			}
 			if _, ok := d.inflight[slot]; ok {
 				return true
+			}
+			if _, ok := d.extra[slot]; ok {
+				return false // a catch-up or re-trigger: its row is not `planned` on purpose
 			}
 			if _, ok := d.held[slot]; ok {
 				return true
@@ -368,44 +377,141 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		},
 	}, now)
 	d.plan = res.Firings
+	d.logReplan(conf, res, past, now)
+}
+
+// logReplan logs one summary line of a replan (firings planned, shifted, unplaced, the
+// next firing), one WARN line when firings became unplaced (counts and schedules), and
+// a line per slot only when its planned instant changed within the next hour; every
+// other firing's plan is at DEBUG. It remembers why each shifted firing is planned
+// where it is, for its trigger's line and its row.
+func (d *Daemon) logReplan(conf *planner.Config, res *planner.Result, past []budget.Attempt, now time.Time) {
+	var fresh []planner.Unplaced
 	for _, u := range res.Unplaced {
-		if _, seen := d.unplaced[u.Firing.Slot]; !seen && !d.isGateway(u.Firing.Slot) {
-			d.log.Warn("cannot place firing under the caps", keySchedule, u.Firing.Schedule, keySlot, u.Firing.Slot,
+		if _, seen := d.unplaced[u.Firing.Slot]; !seen {
+			if !d.isGateway(u.Firing.Slot) { // a gateway request's call is answered instead
+				fresh = append(fresh, u)
+			}
+			d.log.Debug("cannot place firing under the caps", keySchedule, u.Firing.Schedule, keySlot, u.Firing.Slot,
 				keyReason, u.Reason, "competing", strings.Join(u.Competing, ","))
 		}
 		d.unplaced[u.Firing.Slot] = u
 	}
+	if len(fresh) > 0 {
+		d.log.Warn(MsgCannotPlace, append([]any{"count", len(fresh), "first", d.local(fresh[0].Firing.Nominal)},
+			summarizeUnplaced(fresh)...)...)
+	}
+	soon := now.Add(time.Hour)
 	horizonLog := now.Add(d.cfg.Replan + time.Minute)
+	shifted := 0
 	for _, f := range d.plan {
 		delete(d.unplaced, f.Slot)
+		shift := f.Planned.Sub(f.Nominal)
+		if shift > 0 && f.Release.Equal(f.Nominal) {
+			shifted++
+		}
 		if f.Planned.After(horizonLog) {
 			continue
 		}
+		why := ""
+		if shift > 0 && f.Release.Equal(f.Nominal) {
+			why = shiftReason(conf, f, d.plan, past)
+			d.planReasons[f.Slot] = why
+		} else {
+			delete(d.planReasons, f.Slot)
+		}
 		prev, seen := d.announced[f.Slot]
+		d.announced[f.Slot] = f.Planned
 		switch {
 		case !seen:
 			attrs := []any{keySchedule, f.Schedule, keySlot, f.Slot, keyPlanned, d.local(f.Planned)}
-			if s := f.Planned.Sub(f.Nominal); s > 0 && f.Release.Equal(f.Nominal) {
-				attrs = append(attrs, keyShift, s, keyReason, shiftReason(conf, f, d.plan, past))
+			if why != "" {
+				attrs = append(attrs, keyShift, planner.FormatDuration(shift), keyReason, why)
 			}
-			d.log.Info("planned", attrs...)
+			d.log.Debug("planned", attrs...)
 		case !prev.Equal(f.Planned):
-			d.log.Info("shifted", keySchedule, f.Schedule, keySlot, f.Slot, "from", d.local(prev), keyPlanned, d.local(f.Planned),
-				keyShift, f.Planned.Sub(f.Nominal), keyReason, shiftReason(conf, f, d.plan, past))
+			level := slog.LevelDebug
+			if (f.Planned.Before(soon) || prev.Before(soon)) && !d.shiftLogged[f.Slot] {
+				level = slog.LevelInfo // once per slot: later moves are at DEBUG, its row keeps the last reason
+				d.shiftLogged[f.Slot] = true
+			}
+			attrs := []any{keySchedule, f.Schedule, keySlot, f.Slot, "from", d.local(prev), keyPlanned, d.local(f.Planned)}
+			if why != "" {
+				attrs = append(attrs, keyShift, planner.FormatDuration(shift), keyReason, why)
+			} else {
+				attrs = append(attrs, keyReason, "back to its nominal instant")
+			}
+			d.log.Log(context.Background(), level, "shifted", attrs...)
 		}
-		d.announced[f.Slot] = f.Planned
 	}
+	attrs := []any{"firings", len(d.plan), "shifted", shifted, "unplaced", len(d.unplaced)}
+	if len(d.plan) > 0 {
+		attrs = append(attrs, "next", d.plan[0].Schedule, "next_at", d.local(d.plan[0].Planned))
+	}
+	d.log.Info(MsgReplanned, attrs...)
+}
+
+// Messages of the replan's lines.
+const (
+	MsgReplanned   = "replanned"
+	MsgCannotPlace = "cannot place firings under the caps"
+)
+
+// summarizeUnplaced names the schedules of unplaced firings (the first five, with
+// their counts) and the schedules they compete with, as log attributes.
+func summarizeUnplaced(us []planner.Unplaced) []any {
+	count := map[string]int{}
+	var names []string
+	competing := map[string]bool{}
+	var comp []string
+	for _, u := range us {
+		if count[u.Firing.Schedule] == 0 {
+			names = append(names, u.Firing.Schedule)
+		}
+		count[u.Firing.Schedule]++
+		for _, c := range u.Competing {
+			if !competing[c] {
+				competing[c] = true
+				comp = append(comp, c)
+			}
+		}
+	}
+	sort.SliceStable(names, func(i, j int) bool { return count[names[i]] > count[names[j]] })
+	list := func(xs []string, n func(string) string) string {
+		var parts []string
+		for i, x := range xs {
+			if i == 5 {
+				parts = append(parts, fmt.Sprintf("and %d more", len(xs)-5))
+				break
+			}
+			parts = append(parts, n(x))
+		}
+		return strings.Join(parts, ",")
+	}
+	out := []any{"schedules", list(names, func(s string) string { return fmt.Sprintf("%s(%d)", s, count[s]) })}
+	if len(comp) > 0 {
+		out = append(out, "competing", list(comp, func(s string) string { return s }))
+	}
+	out = append(out, keyReason, us[0].Reason)
+	return out
 }
 
 // expire records firings whose window closed while they could not be placed or were
 // held, so that nothing is dropped without a row and a log line.
 func (d *Daemon) expire(ctx context.Context, now time.Time) {
+	var gone []planner.Unplaced
 	for slot, u := range d.unplaced {
 		if now.After(u.Firing.Deadline) {
-			d.skip(ctx, u.Firing, skipUnplaced, "could not be placed under the caps: "+u.Reason)
+			d.record(ctx, u.Firing, skipUnplaced, "could not be placed under the caps: "+u.Reason, slog.LevelDebug)
+			gone = append(gone, u)
 			delete(d.unplaced, slot)
 			delete(d.extra, slot)
+			delete(d.planReasons, slot)
 		}
+	}
+	if len(gone) > 0 {
+		sort.Slice(gone, func(i, j int) bool { return gone[i].Firing.Slot < gone[j].Firing.Slot })
+		d.log.Info(MsgSkippedUnplaced, append([]any{"count", len(gone)}, summarizeUnplaced(gone)...)...)
 	}
 	for slot, f := range d.held {
 		if now.After(f.Deadline) {
@@ -417,9 +523,15 @@ func (d *Daemon) expire(ctx context.Context, now time.Time) {
 	for slot, t := range d.announced {
 		if now.Sub(t) > 24*time.Hour {
 			delete(d.announced, slot)
+			delete(d.planReasons, slot)
+			delete(d.shiftLogged, slot)
 		}
 	}
 }
+
+// MsgSkippedUnplaced is the one INFO line for the firings whose windows closed without
+// room under the caps (each slot's own line is at DEBUG; its row has the reason).
+const MsgSkippedUnplaced = "skipped firings that could not be placed under the caps"
 
 // fireDue acts on every firing whose planned instant has come.
 func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
@@ -431,9 +543,9 @@ func (d *Daemon) fireDue(ctx, trigCtx context.Context, now time.Time) {
 		d.dispatch(ctx, trigCtx, d.plan[i], now)
 	}
 	d.plan = d.plan[i:]
-	// Held firings get another chance whenever the loop wakes.
+	// Held firings get another chance whenever the loop wakes (dispatch takes them out
+	// of d.held, and logs nothing again for them).
 	for _, f := range sortedFirings(d.held) {
-		delete(d.held, f.Slot)
 		d.dispatch(ctx, trigCtx, f, now)
 	}
 }
@@ -446,6 +558,10 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if d.dispatchGateway(ctx, trigCtx, f, now) {
 		return
 	}
+	// A firing held by max_running comes back at every wake: its decisions were logged
+	// the first time.
+	_, wasHeld := d.held[f.Slot]
+	delete(d.held, f.Slot)
 	if q, ok := d.queued[seriesOf(f)]; ok && q.Slot == f.Slot {
 		return // it is the firing that waits
 	}
@@ -472,7 +588,7 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 			mine = append(mine, state.Slot{Key: g.Slot, Schedule: g.Schedule, RunID: beingTriggered})
 		}
 	}
-	if _, waits := d.queued[series]; waits && len(mine) == 0 && trigCtx != nil {
+	if _, waits := d.queued[series]; waits && len(mine) == 0 && !d.stopping {
 		// A firing waits for a run that ended without its end reaching the queue (recorded
 		// by `hexcron trigger --wait`, or a trigger settled by recovery): it goes first,
 		// then f meets it.
@@ -494,7 +610,7 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 			row := slotOf(f, state.KindScheduled)
 			row.Reason = reason // marks the row queued, for the next start
 			if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
-				d.log.Error("record queued slot", keySlot, f.Slot, keyErr, err)
+				d.log.Error("record queued slot", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, err)
 			}
 			return
 		case actReplace:
@@ -505,18 +621,24 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 				d.replace(ctx, projectOf(conf, r), r, f)
 			}
 		case actFire:
-			d.log.Info("overlap allowed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+			if !wasHeld {
+				// The schedule's own choice, not a change of its fate.
+				d.log.Debug("overlap allowed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+			}
 		}
 	}
 	if max := conf.Budget.MaxRunning; max > 0 && len(active)+len(d.inflight) >= max {
-		if _, ok := d.held[f.Slot]; !ok {
-			d.log.Info("held", keySchedule, f.Schedule, keySlot, f.Slot,
-				keyReason, fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight)), "until", d.local(f.Deadline))
-		}
 		d.held[f.Slot] = f
+		if wasHeld {
+			return
+		}
+		reason := fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight))
+		d.log.Info("held", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason, "until", d.local(f.Deadline))
 		// Its row now, so that a crash while it is held leaves a trace to settle.
-		if _, err := d.cfg.Store.PlanSlot(ctx, slotOf(f, state.KindScheduled), now); err != nil {
-			d.log.Error("record held slot", keySlot, f.Slot, keyErr, err)
+		row := slotOf(f, state.KindScheduled)
+		row.PlanReason = "held by " + reason
+		if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
+			d.log.Error("record held slot", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, err)
 		}
 		return
 	}
@@ -535,21 +657,21 @@ const beingTriggered = "(being triggered)"
 // replace cancels a running run for the replace policy and records it.
 func (d *Daemon) replace(ctx context.Context, project string, r state.Slot, by planner.Firing) {
 	if err := d.cfg.Hex.CancelRun(ctx, project, r.RunID); err != nil {
-		d.log.Warn("replace: cancel failed", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
+		d.log.Warn("replace: cancel failed", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyErr, err)
 		return
 	}
 	now := d.cfg.Clock.Now()
 	reason := "replaced by " + by.Slot
 	if err := d.cfg.Store.Transition(ctx, r.Key, state.StateKilled, state.Update{At: now, Reason: reason, Ended: now}); err != nil {
-		d.log.Error("record replaced run", keySlot, r.Key, keyErr, err)
+		d.log.Error("record replaced run", keySchedule, r.Schedule, keySlot, r.Key, keyErr, err)
 	}
 	d.cfg.Metrics.ObserveRun(r.Schedule, string(state.StateKilled))
 	d.log.Info("killed", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyReason, reason)
 	d.cfg.Hex.KernelFreed()
 }
 
-// trigger starts the idempotent trigger of f in a goroutine; the outcome comes back to
-// the loop as a triggerDone event.
+// trigger records f's row and starts the trigger-and-record flow (Trigger) in a
+// goroutine; the outcome comes back to the loop as a triggerDone event.
 func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f planner.Firing, now time.Time) {
 	if d.triggerGateway(ctx, trigCtx, f, now) {
 		return
@@ -560,26 +682,18 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 	}
 	row := slotOf(f, kind)
 	row.Project, row.Timeout = s.Project, s.Timeout
+	row.PlanReason = d.planReasons[f.Slot]
 	if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
-		d.log.Error("record slot", keySlot, f.Slot, keyErr, err)
+		d.log.Error("record slot", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, err)
 		return
 	}
 	d.inflight[f.Slot] = f
-	req := hexclient.TriggerRequest{
-		Slot:      f.Slot,
-		ProjectID: s.Project,
-		Body:      runRequest(s, f),
-		Deadline:  f.Deadline.Add(sendGrace),
-		Claimed: func(runID string) bool {
-			slot, ok, err := d.cfg.Store.ClaimedRun(trigCtx, runID)
-			return err != nil || (ok && slot != f.Slot)
-		},
-	}
+	req := SlotRequest{Slot: row, Body: runRequest(s, f), Deadline: f.Deadline.Add(sendGrace)}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		res, err := d.cfg.Hex.Trigger(trigCtx, req)
-		d.events <- triggerDone{f: f, project: s.Project, timeout: s.Timeout, res: res, err: err}
+		out := d.flow.Run(trigCtx, req)
+		d.events <- triggerDone{f: f, out: out}
 	}()
 }
 
@@ -588,14 +702,19 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	switch ev := ev.(type) {
 	case triggerDone:
 		noRun := d.triggered(ctx, ev)
-		d.gatewayDone(ctx, ev.f)
-		if noRun && trigCtx != nil {
+		d.gatewayDone(ctx, ev)
+		if noRun && !d.stopping {
 			// A firing queued behind this trigger waits for nothing now.
 			d.dequeue(ctx, trigCtx, seriesOf(ev.f), "previous trigger created no run")
 		}
 	case runEnded:
-		if trigCtx != nil {
-			d.dequeue(ctx, trigCtx, ev.series, "previous run ended")
+		if !d.stopping {
+			// A trigger of the series still in flight (the waiting firing may already
+			// have gone when a due firing found nothing running) is what the queue now
+			// waits for: its end, or its failure, dequeues.
+			if !d.seriesInFlight(ev.series) {
+				d.dequeue(ctx, trigCtx, ev.series, "previous run ended")
+			}
 			d.fireDue(ctx, trigCtx, d.cfg.Clock.Now()) // held firings may fit now
 		}
 	case retrigger:
@@ -604,6 +723,16 @@ func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	case reloaded:
 		d.reloaded(ctx, ev)
 	}
+}
+
+// seriesInFlight reports whether a trigger of series is under way in this daemon.
+func (d *Daemon) seriesInFlight(series string) bool {
+	for _, g := range d.inflight {
+		if seriesOf(g) == series {
+			return true
+		}
+	}
+	return false
 }
 
 // dequeue dispatches the firing queued on series, if any, now that what it waited for
@@ -626,98 +755,110 @@ func (d *Daemon) dequeue(ctx, trigCtx context.Context, series, why string) {
 	d.dispatch(ctx, trigCtx, f, now)
 }
 
-// triggered records the outcome of one idempotent trigger. It reports whether the
-// trigger is over without a run (refused, or its window closed), as opposed to a run
-// created or adopted, a stop, or an outcome still to be settled.
+// triggered acts on the outcome of one trigger (the flow has recorded it): the log
+// line, the metrics, and what comes next. It reports whether the trigger is over without
+// a run (refused, or its window closed), as opposed to a run created or adopted, a stop,
+// or an outcome still to be settled.
 func (d *Daemon) triggered(ctx context.Context, ev triggerDone) (noRun bool) {
-	f := ev.f
+	f, out := ev.f, ev.out
 	delete(d.inflight, f.Slot)
 	delete(d.extra, f.Slot)
-	now := d.cfg.Clock.Now()
-	if ev.err == nil {
-		r := ev.res
-		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateTriggered, state.Update{
-			At: now, RunID: r.RunID, RunURL: r.RunURL, TraceID: r.TraceID, Triggered: r.Sent,
-			Project: ev.project, Timeout: ev.timeout, ProjectVersion: r.ProjectVersion,
-		}); err != nil {
-			d.log.Error("record triggered", keySlot, f.Slot, keyRun, r.RunID, keyErr, err)
-		}
+	if out.RecordErr != nil {
+		d.log.Error("record trigger outcome", keySchedule, f.Schedule, keySlot, f.Slot, keyStatus, out.Result.String(), keyErr, out.RecordErr)
+	}
+	switch out.Result {
+	case Triggered, Adopted:
+		r := out.Run
 		msg, outcome := "triggered", outcomeCreated
-		if r.Adopted {
+		if out.Result == Adopted {
 			msg, outcome = "adopted after reconcile", outcomeAdopted
 		}
 		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcome)
 		d.cfg.Metrics.ObserveLateness(r.Sent.Sub(f.Nominal))
-		d.log.Info(msg, keySchedule, f.Schedule, keySlot, f.Slot, keyRun, r.RunID, keyURL, r.RunURL,
-			keyTraceID, r.TraceID, keyNominal, d.local(f.Nominal), keyShift, r.Sent.Sub(f.Nominal).Round(time.Second),
-			keyAttempt, r.Attempts)
+		attrs := []any{keySchedule, f.Schedule, keySlot, f.Slot, keyRun, r.RunID, keyURL, r.RunURL,
+			keyTraceID, r.TraceID, keyNominal, d.local(f.Nominal)}
+		if shift := r.Sent.Sub(f.Nominal).Round(time.Second); shift > 0 {
+			attrs = append(attrs, keyShift, planner.FormatDuration(shift))
+			if why := d.planReasons[f.Slot]; why != "" {
+				attrs = append(attrs, keyReason, why)
+			}
+			if out.WaitReason != "" {
+				attrs = append(attrs, "waited_for", out.WaitReason)
+			}
+		}
+		if r.Attempts > 1 {
+			attrs = append(attrs, keyAttempt, r.Attempts)
+		}
+		d.log.Info(msg, attrs...)
+		delete(d.planReasons, f.Slot)
 		d.wakePoller()
-		d.notifyStatus(ctx, now)
+		d.notifyStatus(ctx, d.cfg.Clock.Now())
 		if r.Sent.Sub(f.Planned) > 5*time.Second {
 			d.nextReplan = time.Time{} // reality diverged from the plan (a wait, a retry)
 		}
-		return
-	}
-	if errors.Is(ev.err, context.Canceled) {
+		return false
+	case Interrupted:
 		d.log.Warn("trigger interrupted by stop; the next start reconciles it", keySchedule, f.Schedule, keySlot, f.Slot)
-		return
-	}
-	if errors.Is(ev.err, state.ErrFenced) {
-		d.fence(ev.err)
-		return
-	}
-	if errors.Is(ev.err, state.ErrSlotTaken) {
+		return false
+	case Fenced:
+		d.fence(out.Err)
+		return false
+	case Taken:
 		d.log.Info("slot already triggered elsewhere", keySchedule, f.Schedule, keySlot, f.Slot)
-		return
+		return false
 	}
+	delete(d.planReasons, f.Slot)
 	d.nextReplan = time.Time{}
-	if d.outcomeOfHex(ctx, f, ev.err, now) {
-		return true
-	}
-	var apiErr *hexclient.APIError
-	var dlErr *hexclient.DeadlineError
-	switch {
-	case errors.As(ev.err, &dlErr):
-		if !dlErr.Unresolved.IsZero() && d.stopping {
+	switch out.Result {
+	case Unresolved:
+		if d.stopping {
 			d.log.Warn("stopping with an ambiguous attempt unresolved; the next start reconciles it", keySchedule, f.Schedule, keySlot, f.Slot)
-			return
+			return false
 		}
-		if !dlErr.Unresolved.IsZero() {
-			// An ambiguous attempt may still show up at Hex: settle it like a crash.
-			d.log.Warn("window closed with an ambiguous attempt unresolved; reconciling", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, ev.err)
-			p := slotOf(f, state.KindScheduled)
-			p.LastAttempt = dlErr.Unresolved
-			d.wg.Add(1)
-			go func() { defer d.wg.Done(); d.settle(ctx, p) }()
-			return
+		// An ambiguous attempt may still show up at Hex: settle it like a crash.
+		d.log.Warn("window closed with an ambiguous attempt unresolved; reconciling", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, out.Err)
+		p := slotOf(f, state.KindScheduled)
+		p.LastAttempt = out.LastAttempt
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.settle(ctx, p) }()
+		return false
+	case Skipped:
+		if out.skip == skipWindowClosed {
+			d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeWindowClosed)
 		}
-		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeWindowClosed)
-		d.skip(ctx, f, skipWindowClosed, "window closed before the trigger went through: "+ev.err.Error())
-	case errors.As(ev.err, &apiErr) && apiErr.Class == hexclient.ClassPermanent:
+		d.cfg.Metrics.ObserveSkip(f.Schedule, out.skip)
+		d.log.Info("skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, out.Reason)
+	case Unknown:
+		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeUnknown)
+		d.log.Warn("unknown", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, out.Reason)
+	case Failed:
 		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeFailed)
-		reason := apiErr.Error()
-		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateFailed, state.Update{At: now, Reason: reason, TraceID: apiErr.TraceID}); err != nil {
-			d.log.Error("record failed", keySlot, f.Slot, keyErr, err)
+		if !out.held.IsZero() {
+			// A 403: the client holds the project (one probe an hour) and logged the
+			// outage's one ERROR with what to do.
+			d.log.Warn("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, out.Reason, keyTraceID, out.TraceID,
+				"project_held_until", d.local(out.held))
+		} else {
+			d.log.Error("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, out.Reason, keyTraceID, out.TraceID)
 		}
-		d.log.Error("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason, keyTraceID, apiErr.TraceID)
-	default:
-		d.cfg.Metrics.ObserveTrigger(f.Schedule, outcomeFailed)
-		if err := d.cfg.Store.Transition(ctx, f.Slot, state.StateFailed, state.Update{At: now, Reason: ev.err.Error()}); err != nil {
-			d.log.Error("record failed", keySlot, f.Slot, keyErr, err)
-		}
-		d.log.Error("failed", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, ev.err)
 	}
 	return true
 }
 
 // skip records a slot as skipped with its reason: a row and a log line.
 func (d *Daemon) skip(ctx context.Context, f planner.Firing, kind skipReason, reason string) {
+	d.record(ctx, f, kind, reason, slog.LevelInfo)
+}
+
+// record is skip with the log line at level.
+func (d *Daemon) record(ctx context.Context, f planner.Firing, kind skipReason, reason string, level slog.Level) {
 	delete(d.extra, f.Slot)
+	delete(d.planReasons, f.Slot)
 	if err := d.cfg.Store.SkipSlot(ctx, slotOf(f, state.KindScheduled), reason, d.cfg.Clock.Now()); err != nil {
-		d.log.Error("record skipped", keySlot, f.Slot, keyErr, err)
+		d.log.Error("record skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, err)
 	}
 	d.cfg.Metrics.ObserveSkip(f.Schedule, kind)
-	d.log.Info("skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+	d.log.Log(context.Background(), level, "skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
 	d.gatewaySkipped(f, kind, reason)
 }
 
@@ -744,8 +885,8 @@ func (d *Daemon) notifyStatus(ctx context.Context, now time.Time) {
 	used, err := d.cfg.Store.BudgetUsed(ctx, now, windows)
 	if err == nil {
 		for i, r := range conf.Budget.Triggers {
-			name := fmt.Sprintf("%d/%s", r.Limit, fmtDur(r.Per))
-			parts = append(parts, fmt.Sprintf("budget %d/%d per %s", used[i], r.Limit-r.Reserve, fmtDur(r.Per)))
+			name := RuleName(r)
+			parts = append(parts, fmt.Sprintf("budget %d/%d per %s", used[i], r.Limit-r.Reserve, planner.FormatDuration(r.Per)))
 			d.cfg.Metrics.SetBudget(name, used[i], r.Limit-r.Reserve)
 		}
 	}
@@ -777,16 +918,4 @@ func sortedFirings(m map[string]planner.Firing) []planner.Firing {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
 	return out
-}
-
-// fmtDur prints 1m0s as 1m and 1h0m0s as 1h.
-func fmtDur(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }

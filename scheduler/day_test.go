@@ -246,7 +246,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // slow answers, stuck runs and unknown statuses), stops the daemon and restarts it once
 // on the same database so that recovery reconciles what the stop interrupted
 // (restartAndSettle), and checks the three promises: no 429, no slot with two runs (no
-// run without its slot, no slot left triggering), every slot with a final state.
+// run without its slot, no slot left triggering), every slot with a final state, and
+// the log budget (checkLogBudget: at most 6 lines at INFO or above per triggered slot).
 func TestSimulatedDayOfExampleConfig(t *testing.T) {
 	forEachSeed(t, simSeeds{sim: 7, client: 1}, simulatedDay)
 }
@@ -288,6 +289,9 @@ func simulatedDay(t *testing.T, seeds simSeeds) {
 		}
 
 		slots, byKey, runs := checkOneRunPerSlot(t, env.db, env.sim)
+		// The journal stays readable: at most maxInfoPerSlot lines at INFO or above per
+		// triggered slot, in all and for each slot.
+		checkLogBudget(t, env.log.String(), slots)
 		// Every firing whose window and timeout passed well before the end has a row
 		// in a final state.
 		states := map[state.State]int{}

@@ -86,16 +86,16 @@ func shiftReason(conf *planner.Config, f planner.Firing, plan []planner.Firing, 
 			}
 		}
 		if before >= r.Effective() {
-			return fmt.Sprintf("rule %d/%s full: %d triggers in the %s before the nominal instant", r.Effective(), fmtDur(r.Per), before, fmtDur(r.Per))
+			return fmt.Sprintf("rule %d/%s full: %d triggers in the %s before the nominal instant", r.Effective(), planner.FormatDuration(r.Per), before, planner.FormatDuration(r.Per))
 		}
 		if before+after >= r.Effective() {
-			return fmt.Sprintf("rule %d/%s full around the nominal instant (%d before, %d placed ahead of it)", r.Effective(), fmtDur(r.Per), before, after)
+			return fmt.Sprintf("rule %d/%s full around the nominal instant (%d before, %d placed ahead of it)", r.Effective(), planner.FormatDuration(r.Per), before, after)
 		}
 	}
 	if sp := conf.Budget.MinSpacing; sp > 0 {
 		for _, t := range times {
 			if d := t.Sub(f.Nominal); d > -sp && d < sp {
-				return fmt.Sprintf("min_spacing %s from another trigger", sp)
+				return fmt.Sprintf("min_spacing %s from another trigger", planner.FormatDuration(sp))
 			}
 		}
 	}

@@ -20,3 +20,16 @@ func ClientLimits(conf *planner.Config) (hexclient.Budget, hexclient.ReadLimits)
 	}
 	return b, reads
 }
+
+// ClientConfig is the one mapping of a validated config onto the Hex client: deps
+// carries what the config file does not say (the token source, clock, logger, ledger,
+// observer, version, HTTP client, a simulator's base URL); ClientConfig adds conf's
+// base URL (unless deps names one), its trigger budget and its read limits.
+// `hexcron run`, `trigger` and `check` build their clients with it.
+func ClientConfig(conf *planner.Config, deps hexclient.Config) hexclient.Config {
+	deps.Budget, deps.ReadLimits = ClientLimits(conf)
+	if deps.BaseURL == "" {
+		deps.BaseURL = conf.Hex.BaseURL
+	}
+	return deps
+}

@@ -286,7 +286,7 @@ func (m *Metrics) SetConfig(conf *planner.Config, now time.Time) {
 	}
 	rules := map[string]bool{}
 	for _, r := range conf.Budget.Triggers {
-		name := ruleLabel(r)
+		name := RuleName(r)
 		rules[name] = true
 		m.budgetLimit.WithLabelValues(name).Set(float64(r.Effective()))
 		m.budgetUsed.WithLabelValues(name)
@@ -329,7 +329,6 @@ func (m *Metrics) setGatewayClients(g *planner.Gateway) {
 }
 
 // ruleLabel names a trigger rule as "LIMIT/PER", e.g. "20/1m".
-func ruleLabel(r planner.Rule) string { return fmt.Sprintf("%d/%s", r.Limit, fmtDur(r.Per)) }
 
 // intervalSpans are the look-ahead spans longestGap tries in turn, until one holds at
 // least three nominal instants: a week catches weekday-only schedules, two years a

@@ -9,6 +9,7 @@ import (
 
 	"hexcron/clock"
 	"hexcron/hexclient"
+	"hexcron/planner"
 	"hexcron/state"
 )
 
@@ -95,7 +96,7 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 	project := projectOf(conf, first)
 	if project == "" {
 		last[first.RunID] = d.cfg.Clock.Now()
-		d.end(ctx, first, state.StateUnknown, "schedule removed from the config before hexcron recorded the run's project: run no longer tracked", nil)
+		d.end(ctx, first, state.StateUnknown, endedBy(d.cfg.Clock.Now(), "schedule removed from the config before hexcron recorded the run's project: run no longer tracked"))
 		return
 	}
 	var group []state.Slot
@@ -138,7 +139,7 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 		}
 		var apiErr *hexclient.APIError
 		if errors.As(err, &apiErr) && apiErr.Status == 404 {
-			d.end(ctx, first, state.StateUnknown, "hex answered 404 for the run: "+apiErr.Reason, nil)
+			d.end(ctx, first, state.StateUnknown, endedBy(d.cfg.Clock.Now(), "hex answered 404 for the run: "+apiErr.Reason))
 			return
 		}
 		if !heldQuietly(err) {
@@ -151,7 +152,7 @@ func (d *Daemon) pollOnce(ctx context.Context, due []state.Slot, last map[string
 
 // apply records what a poll learned about run r.
 func (d *Daemon) apply(ctx context.Context, r state.Slot, s *hexclient.RunStatus, warned map[string]bool) {
-	st, known := stateOfStatus(string(s.Status))
+	st, known := StateOfStatus(s.Status)
 	switch {
 	case !known:
 		if !warned[r.RunID] {
@@ -161,46 +162,36 @@ func (d *Daemon) apply(ctx context.Context, r state.Slot, s *hexclient.RunStatus
 	case st == state.StateRunning:
 		if r.State != state.StateRunning {
 			if err := d.cfg.Store.Transition(ctx, r.Key, state.StateRunning, state.Update{At: d.cfg.Clock.Now(), Started: s.StartTime, ProjectVersion: s.ProjectVersion}); err != nil {
-				d.log.Error("record running", keySlot, r.Key, keyErr, err)
+				d.log.Error("record running", keySchedule, r.Schedule, keySlot, r.Key, keyErr, err)
 				return
 			}
-			d.log.Info("running", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID)
+			d.log.Debug("running", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID)
 		}
 	case st.Terminal():
-		d.end(ctx, r, st, "hex status "+string(s.Status), s)
+		_, u := RunEnd(s, d.cfg.Clock.Now())
+		d.end(ctx, r, st, u)
 	}
 }
 
-// end records a run's final state, frees a kernel for held triggers, and tells the loop
-// (for queue policies and max_running).
-func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason string, s *hexclient.RunStatus) {
-	now := d.cfg.Clock.Now()
-	at := now
-	var elapsed time.Duration
-	var version string
-	var started time.Time
-	if s != nil {
-		if !s.EndTime.IsZero() {
-			at = s.EndTime
-		}
-		elapsed, version, started = s.Elapsed, s.ProjectVersion, s.StartTime // a run seen only once ended has its start too
-	}
-	if err := d.cfg.Store.Transition(ctx, r.Key, st, state.Update{At: now, Reason: reason, Started: started, Ended: at, Elapsed: elapsed, ProjectVersion: version}); err != nil {
-		d.log.Error("record run end", keySlot, r.Key, keyErr, err)
+// end records a run's final state (u: RunEnd's, or hexcron's reason), frees a kernel
+// for held triggers, and tells the loop (for queue policies and max_running).
+func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, u state.Update) {
+	if err := d.cfg.Store.Transition(ctx, r.Key, st, u); err != nil {
+		d.log.Error("record run end", keySchedule, r.Schedule, keySlot, r.Key, keyErr, err)
 		return
 	}
 	d.cfg.Metrics.ObserveRun(r.Schedule, string(st))
 	if st == state.StateCompleted {
-		d.cfg.Metrics.SetLastSuccess(r.Schedule, at)
+		d.cfg.Metrics.SetLastSuccess(r.Schedule, u.Ended)
 	}
 	attrs := []any{keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID}
-	if elapsed > 0 {
-		attrs = append(attrs, keyElapsed, elapsed.Round(time.Second))
+	if u.Elapsed > 0 {
+		attrs = append(attrs, keyElapsed, planner.FormatDuration(u.Elapsed))
 	}
 	if st == state.StateCompleted {
 		d.log.Info(string(st), attrs...)
 	} else {
-		d.log.Warn(string(st), append(attrs, keyReason, reason)...)
+		d.log.Warn(string(st), append(attrs, keyReason, u.Reason)...)
 	}
 	d.cfg.Hex.KernelFreed()
 	select {
@@ -209,38 +200,64 @@ func (d *Daemon) end(ctx context.Context, r state.Slot, st state.State, reason s
 	}
 }
 
+// endedBy is the record of a run hexcron ended itself (timeout, 404, schedule gone).
+func endedBy(now time.Time, reason string) state.Update {
+	return state.Update{At: now, Reason: reason, Ended: now}
+}
+
 // timeout cancels a run still going after its schedule's timeout and records it.
 func (d *Daemon) timeout(ctx context.Context, r state.Slot, timeout time.Duration) {
 	if err := d.cfg.Hex.CancelRun(ctx, projectOf(d.config(), r), r.RunID); err != nil {
 		var apiErr *hexclient.APIError
 		if !(errors.As(err, &apiErr) && apiErr.Status == 404) {
 			if ctx.Err() == nil && !heldQuietly(err) {
-				d.log.Warn("timeout: cancel failed; will retry", keySlot, r.Key, keyRun, r.RunID, keyErr, err)
+				d.log.Warn("timeout: cancel failed; will retry", keySchedule, r.Schedule, keySlot, r.Key, keyRun, r.RunID, keyErr, err)
 			}
 			return
 		}
 	}
-	d.end(ctx, r, state.StateTimedOut, fmt.Sprintf("still going after timeout %s; cancelled", timeout), nil)
+	d.end(ctx, r, state.StateTimedOut, endedBy(d.cfg.Clock.Now(), fmt.Sprintf("still going after timeout %s; cancelled", planner.FormatDuration(timeout))))
 }
 
-// stateOfStatus maps a Hex run status to a slot state; unknown statuses are not known
-// (and so never terminal).
-func stateOfStatus(status string) (state.State, bool) {
+// StateOfStatus maps a Hex run status to a slot state; an unknown status is not known
+// (and so never terminal). It is the one mapping, for the daemon's polls and
+// `hexcron trigger --wait`.
+func StateOfStatus(status hexclient.Status) (state.State, bool) {
 	switch status {
-	case "PENDING":
+	case hexclient.StatusPending:
 		return state.StateTriggered, true
-	case "RUNNING":
+	case hexclient.StatusRunning:
 		return state.StateRunning, true
-	case "COMPLETED":
+	case hexclient.StatusCompleted:
 		return state.StateCompleted, true
-	case "ERRORED":
+	case hexclient.StatusErrored:
 		return state.StateErrored, true
-	case "KILLED":
+	case hexclient.StatusKilled:
 		return state.StateKilled, true
-	case "UNABLE_TO_ALLOCATE_KERNEL":
+	case hexclient.StatusUnableToAllocateKernel:
 		return state.StateUnableToAllocate, true
 	}
 	return "", false
+}
+
+// RunEnd is how a run Hex reports ended is recorded at now: the state its status maps
+// to (StateUnknown for a status hexcron does not know), the reason "hex status S",
+// Hex's start, end (now when Hex gives none), elapsed time (end minus start when Hex
+// gives none) and project version.
+func RunEnd(rs *hexclient.RunStatus, now time.Time) (state.State, state.Update) {
+	st, ok := StateOfStatus(rs.Status)
+	if !ok || !st.Terminal() {
+		st = state.StateUnknown
+	}
+	u := state.Update{At: now, Reason: "hex status " + string(rs.Status), Started: rs.StartTime, Ended: rs.EndTime,
+		Elapsed: rs.Elapsed, ProjectVersion: rs.ProjectVersion}
+	if u.Ended.IsZero() {
+		u.Ended = now
+	}
+	if u.Elapsed == 0 && !rs.StartTime.IsZero() && rs.EndTime.After(rs.StartTime) {
+		u.Elapsed = rs.EndTime.Sub(rs.StartTime)
+	}
+	return st, u
 }
 
 // heldQuietly reports whether err is a request to a project held after a 403 that was

@@ -68,7 +68,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		if ctx.Err() != nil {
 			return
 		}
-		d.log.Warn("reconcile failed; retrying", keySlot, p.Key, keyAttempt, attempt, keyErr, err)
+		d.log.Warn("reconcile failed; retrying", keySchedule, p.Schedule, keySlot, p.Key, keyAttempt, attempt, keyErr, err)
 		if clock.Sleep(ctx, c, time.Duration(attempt)*30*time.Second) != nil {
 			return
 		}
@@ -81,7 +81,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 		// Hex may have run it: never "skipped", and never triggered again.
 		reason := "interrupted mid-trigger and Hex's run listing could not tell whether the attempt created a run: " + err.Error()
 		if terr := d.cfg.Store.Transition(wctx, p.Key, state.StateUnknown, state.Update{At: c.Now(), Reason: reason}); terr != nil {
-			d.log.Error("record unknown", keySlot, p.Key, keyErr, terr)
+			d.log.Error("record unknown", keySchedule, p.Schedule, keySlot, p.Key, keyErr, terr)
 			return
 		}
 		d.log.Warn("unknown", keySchedule, p.Schedule, keySlot, p.Key, keyReason, reason)
@@ -97,7 +97,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 			Reason: "adopted after reconcile", Project: project, Timeout: timeoutOf(conf, p),
 			ProjectVersion: run.ProjectVersion,
 		}); err != nil {
-			d.log.Error("record adopted run", keySlot, p.Key, keyErr, err)
+			d.log.Error("record adopted run", keySchedule, p.Schedule, keySlot, p.Key, keyErr, err)
 			return
 		}
 		d.cfg.Metrics.ObserveTrigger(p.Schedule, outcomeAdopted)
@@ -129,7 +129,7 @@ func (d *Daemon) settle(ctx context.Context, p state.Slot) {
 
 func (d *Daemon) recordSkip(ctx context.Context, p state.Slot, reason string) {
 	if err := d.cfg.Store.SkipSlot(ctx, p, reason, d.cfg.Clock.Now()); err != nil {
-		d.log.Error("record skipped", keySlot, p.Key, keyErr, err)
+		d.log.Error("record skipped", keySchedule, p.Schedule, keySlot, p.Key, keyErr, err)
 		return
 	}
 	d.cfg.Metrics.ObserveSkip(p.Schedule, skipInterrupted)

@@ -54,9 +54,9 @@ func TestRemovedScheduleRunTrackedToEnd(t *testing.T) {
 	}{
 		{name: "completes", outcome: hexsim.OutcomeCompleted, state: state.StateCompleted, reasonIn: "hex status COMPLETED"},
 		{name: "errors", outcome: hexsim.OutcomeErrored, state: state.StateErrored, reasonIn: "hex status ERRORED"},
-		{name: "stuck, cancelled at its timeout", outcome: hexsim.OutcomeStuck, state: state.StateTimedOut, reasonIn: "still going after timeout 1m0s; cancelled"},
+		{name: "stuck, cancelled at its timeout", outcome: hexsim.OutcomeStuck, state: state.StateTimedOut, reasonIn: "still going after timeout 1m; cancelled"},
 		{name: "row without project", outcome: hexsim.OutcomeCompleted, oldRow: true, state: state.StateCompleted, reasonIn: "hex status COMPLETED"},
-		{name: "stuck row without timeout", outcome: hexsim.OutcomeStuck, oldRow: true, state: state.StateTimedOut, reasonIn: "still going after timeout 1m0s; cancelled"},
+		{name: "stuck row without timeout", outcome: hexsim.OutcomeStuck, oldRow: true, state: state.StateTimedOut, reasonIn: "still going after timeout 1m; cancelled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

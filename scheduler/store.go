@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"hexcron/budget"
@@ -23,26 +24,15 @@ type Store interface {
 	ClaimedRun(ctx context.Context, runID string) (slotKey string, ok bool, err error)
 	BudgetUsed(ctx context.Context, now time.Time, windows []time.Duration) ([]int, error)
 	LastSuccess(ctx context.Context) (map[string]time.Time, error)
-	PruneHistory(ctx context.Context, before time.Time) (int64, error)
-	PruneLedger(ctx context.Context, before time.Time) (int64, error)
+	// PruneStore prunes what retention no longer keeps (see Prune).
+	PruneStore
 	// Owners lists the processes registered to admit triggers (see Tenure).
 	Owners(ctx context.Context) ([]state.Owner, error)
 }
 
-// recentAttempts returns the ledger's attempts that admission at now (or later) can
-// still count (this and other processes', in flight or answered, with their Sent and
-// Done times): every plan counts them as admission does.
-func recentAttempts(ctx context.Context, st Store, conf *planner.Config, now time.Time) ([]budget.Attempt, error) {
-	atts, err := st.Attempts(ctx, conf.Budget.Trigger().Since(now))
-	if err != nil {
-		return nil, err
-	}
-	return BudgetAttempts(atts), nil
-}
-
 // handledSlots returns the keys of slots with nominal >= since in any state but
 // planned: the planner must not plan them again.
-func handledSlots(ctx context.Context, st Store, since time.Time) (map[string]bool, error) {
+func handledSlots(ctx context.Context, st PlanStore, since time.Time) (map[string]bool, error) {
 	var states []state.State
 	for _, s := range state.States {
 		if s != state.StatePlanned {
@@ -56,6 +46,55 @@ func handledSlots(ctx context.Context, st Store, since time.Time) (map[string]bo
 	out := make(map[string]bool, len(slots))
 	for _, s := range slots {
 		out[s.Key] = true
+	}
+	return out, nil
+}
+
+// PlanStore is what planning from the database needs (*state.DB, read-only is enough).
+type PlanStore interface {
+	Attempts(ctx context.Context, since time.Time) ([]state.Attempt, error)
+	History(ctx context.Context, f state.Filter) ([]state.Slot, error)
+}
+
+// planInput reads what every plan at now starts from: the ledger's attempts that
+// admission can still count, and the slots already past planned whose windows may
+// still be open (they are not planned again).
+func planInput(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time) ([]budget.Attempt, map[string]bool, error) {
+	atts, err := st.Attempts(ctx, conf.Budget.Trigger().Since(now))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ledger: %w", err)
+	}
+	handled, err := handledSlots(ctx, st, now.Add(-maxWindow(conf)-time.Minute))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read slots: %w", err)
+	}
+	return BudgetAttempts(atts), handled, nil
+}
+
+// NextFirings plans conf from now over horizon as the daemon plans it (the same input:
+// the ledger's recent attempts in every rule, slots already handled left out, windows
+// still open at now planned too) and returns each schedule's first planned firing.
+// `hexcron status` shows it as the next firing.
+func NextFirings(ctx context.Context, st PlanStore, conf *planner.Config, now time.Time, horizon time.Duration) (map[string]planner.Firing, error) {
+	past, handled, err := planInput(ctx, st, conf, now)
+	if err != nil {
+		return nil, err
+	}
+	var queued []planner.Firing
+	if q, ok := st.(QueueStore); ok { // the gateway's queued requests take their places too
+		if queued, err = QueuedFirings(ctx, q, conf, now); err != nil {
+			return nil, err
+		}
+	}
+	res := planner.Plan(conf, planner.Input{
+		From: now, Horizon: horizon, Past: past, OpenWindows: true, Extra: queued,
+		Skip: func(slot string) bool { return handled[slot] },
+	})
+	out := map[string]planner.Firing{}
+	for _, f := range res.Firings { // sorted by Planned
+		if _, ok := out[f.Schedule]; !ok {
+			out[f.Schedule] = f
+		}
 	}
 	return out, nil
 }

@@ -44,6 +44,39 @@ type GatewayStore interface {
 	Slot(ctx context.Context, key string) (state.Slot, error)
 }
 
+// QueueStore reads the gateway's queued requests (*state.DB, read-only is enough).
+type QueueStore interface {
+	QueuedRequests(ctx context.Context) ([]state.Queued, error)
+}
+
+// QueuedFirings returns the gateway requests queued in st (planned, with a deadline
+// after from) as firings for the planner, with their client's priority in conf,
+// released at the later of their request and from: the demand `hexcron plan --db` and
+// `hexcron status` count, as the daemon's plan does.
+func QueuedFirings(ctx context.Context, st QueueStore, conf *planner.Config, from time.Time) ([]planner.Firing, error) {
+	qs, err := st.QueuedRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []planner.Firing
+	for _, q := range qs {
+		s := q.Slot
+		if !s.Deadline.After(from) {
+			continue
+		}
+		prio := 0
+		if c := conf.Gateway.Client(s.Client); c != nil {
+			prio = c.Priority
+		}
+		rel := s.Nominal
+		if rel.Before(from) {
+			rel = from
+		}
+		out = append(out, gwFiringOf(s, prio, rel, s.Deadline))
+	}
+	return out, nil
+}
+
 // Request is one gateway request for a run.
 type Request struct {
 	// Client is the gateway client's name (gateway.clients[].name).
@@ -63,36 +96,36 @@ type Request struct {
 	Wait time.Duration
 }
 
-// OutcomeKind is what became of a request.
-type OutcomeKind int
+// ReplyKind is what became of a request.
+type ReplyKind int
 
 // The outcomes of a request.
 const (
-	// OutcomeTriggered: the run exists (created or adopted); Slot has its id.
-	OutcomeTriggered OutcomeKind = iota
-	// OutcomeNoRoom: not admitted within the wait. RetryAfter is the ledger's
+	// ReplyTriggered: the run exists (created or adopted); Slot has its id.
+	ReplyTriggered ReplyKind = iota
+	// ReplyNoRoom: not admitted within the wait. RetryAfter is the ledger's
 	// prediction; Queued says whether the request stays queued (it had a key).
-	OutcomeNoRoom
-	// OutcomeQuota: the client's max_per_hour is used up for RetryAfter.
-	OutcomeQuota
-	// OutcomeRefused: Hex refused the run for good (Reason has Hex's words).
-	OutcomeRefused
-	// OutcomeSkipped: not run, on purpose (the schedule's overlap policy, ...).
-	OutcomeSkipped
-	// OutcomeUnknown: Hex may have run it and hexcron cannot tell; never sent again.
-	OutcomeUnknown
-	// OutcomePending: still queued or being triggered when the call's time was up;
+	ReplyNoRoom
+	// ReplyQuota: the client's max_per_hour is used up for RetryAfter.
+	ReplyQuota
+	// ReplyRefused: Hex refused the run for good (Reason has Hex's words).
+	ReplyRefused
+	// ReplySkipped: not run, on purpose (the schedule's overlap policy, ...).
+	ReplySkipped
+	// ReplyUnknown: Hex may have run it and hexcron cannot tell; never sent again.
+	ReplyUnknown
+	// ReplyPending: still queued or being triggered when the call's time was up;
 	// ask again (with the Idempotency-Key) after RetryAfter.
-	OutcomePending
-	// OutcomeUnavailable: the daemon is starting, stopping or no longer leads.
-	OutcomeUnavailable
-	// OutcomeKeyReused: the Idempotency-Key was used for another request.
-	OutcomeKeyReused
+	ReplyPending
+	// ReplyUnavailable: the daemon is starting, stopping or no longer leads.
+	ReplyUnavailable
+	// ReplyKeyReused: the Idempotency-Key was used for another request.
+	ReplyKeyReused
 )
 
-// Outcome is the answer to a request.
-type Outcome struct {
-	Kind       OutcomeKind
+// Reply is the answer to a request.
+type Reply struct {
+	Kind       ReplyKind
 	Slot       state.Slot // the request's slot, as recorded (zero for quota, unavailable, key reused)
 	RetryAfter time.Duration
 	Queued     bool
@@ -151,7 +184,7 @@ type gatewayState struct {
 
 type gwWait struct {
 	done chan struct{}
-	out  Outcome
+	out  Reply
 	refs int
 }
 
@@ -193,7 +226,7 @@ func (g *gatewayState) unwatch(slot string, w *gwWait) {
 }
 
 // finish answers every call waiting for slot.
-func (g *gatewayState) finish(slot string, out Outcome) {
+func (g *gatewayState) finish(slot string, out Reply) {
 	if g == nil {
 		return
 	}
@@ -207,7 +240,7 @@ func (g *gatewayState) finish(slot string, out Outcome) {
 }
 
 // finishAll answers every waiting call (the daemon stops, or is fenced).
-func (g *gatewayState) finishAll(out Outcome, except func(slot string) bool) {
+func (g *gatewayState) finishAll(out Reply, except func(slot string) bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for slot, w := range g.waits {
@@ -243,18 +276,18 @@ func (d *Daemon) Config() *planner.Config { return d.config() }
 // Submit records req as a slot of its client and waits for its outcome: see the comment
 // at the top of this file. It returns a *RequestError for a request that cannot be
 // made as asked, and other errors for failures of the database.
-func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
+func (d *Daemon) Submit(ctx context.Context, req Request) (Reply, error) {
 	g := d.gw
 	if g == nil || !g.open.Load() {
-		return Outcome{Kind: OutcomeUnavailable, Reason: "hexcron is starting or stopping"}, nil
+		return Reply{Kind: ReplyUnavailable, Reason: "hexcron is starting or stopping"}, nil
 	}
 	if t := d.cfg.Tenure; t != nil && t.Err() != nil {
-		return Outcome{Kind: OutcomeUnavailable, Reason: "this hexcron daemon no longer leads its database"}, nil
+		return Reply{Kind: ReplyUnavailable, Reason: "this hexcron daemon no longer leads its database"}, nil
 	}
 	conf := d.config()
 	client := conf.Gateway.Client(req.Client)
 	if client == nil {
-		return Outcome{}, &RequestError{Reason: fmt.Sprintf("no gateway client %q in the config in force", req.Client)}
+		return Reply{}, &RequestError{Reason: fmt.Sprintf("no gateway client %q in the config in force", req.Client)}
 	}
 	fire := gwFiring{client: client.Name, keyed: req.Key != ""}
 	var label string
@@ -262,11 +295,11 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 	if req.Schedule != "" {
 		s := conf.Schedule(req.Schedule)
 		if s == nil {
-			return Outcome{}, &RequestError{NotFound: true, Reason: fmt.Sprintf("no schedule %q in the config", req.Schedule)}
+			return Reply{}, &RequestError{NotFound: true, Reason: fmt.Sprintf("no schedule %q in the config", req.Schedule)}
 		}
 		m, body, err := scheduleRun(s, req.Params)
 		if err != nil {
-			return Outcome{}, &RequestError{Reason: err.Error()}
+			return Reply{}, &RequestError{Reason: err.Error()}
 		}
 		label, matrix = s.Name, m
 		fire.project, fire.body, fire.timeout, fire.schedule = s.Project, body, s.Timeout, true
@@ -276,7 +309,7 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 	}
 	body, err := json.Marshal(fire.body)
 	if err != nil {
-		return Outcome{}, &RequestError{Reason: fmt.Sprintf("the request body cannot be encoded: %v", err)}
+		return Reply{}, &RequestError{Reason: fmt.Sprintf("the request body cannot be encoded: %v", err)}
 	}
 	wait := client.Wait
 	if req.Wait >= 0 {
@@ -309,12 +342,12 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 	var kr *state.KeyReusedError
 	switch {
 	case errors.As(err, &kr):
-		return Outcome{Kind: OutcomeKeyReused, Reason: fmt.Sprintf("Idempotency-Key %q was used for another request (slot %s): "+
+		return Reply{Kind: ReplyKeyReused, Reason: fmt.Sprintf("Idempotency-Key %q was used for another request (slot %s): "+
 			"a key names one request; use a new key for a new request", req.Key, kr.Slot)}, nil
 	case err != nil:
-		return Outcome{}, fmt.Errorf("submit: %w", err)
+		return Reply{}, fmt.Errorf("submit: %w", err)
 	case res.Wait > 0:
-		return Outcome{Kind: OutcomeQuota, RetryAfter: res.Wait,
+		return Reply{Kind: ReplyQuota, RetryAfter: res.Wait,
 			Reason: fmt.Sprintf("client %s has used its max_per_hour (%d requests in the last hour)", client.Name, client.MaxPerHour)}, nil
 	}
 	s := res.Slot
@@ -332,7 +365,7 @@ func (d *Daemon) Submit(ctx context.Context, req Request) (Outcome, error) {
 	select {
 	case g.asks <- gwAsk{slot: s, fire: fire, wait: wait, answerBy: answerBy}:
 	case <-ctx.Done():
-		return Outcome{}, ctx.Err()
+		return Reply{}, ctx.Err()
 	}
 	if res.Created {
 		d.log.Info("gateway request", keySchedule, label, keySlot, s.Key, "client", client.Name, keyWait, wait,
@@ -356,7 +389,7 @@ func answerTime(now time.Time, wait time.Duration) time.Time {
 // gives up first (its client went away, or time is up) and would leave nothing to pick
 // the request up (abandonable: it had no key) withdraws the request unless its trigger
 // has begun.
-func (d *Daemon) await(ctx context.Context, w *gwWait, s state.Slot, answerBy time.Time, abandonable bool) (Outcome, error) {
+func (d *Daemon) await(ctx context.Context, w *gwWait, s state.Slot, answerBy time.Time, abandonable bool) (Reply, error) {
 	c := d.cfg.Clock
 	t := c.NewTimer(max(answerBy.Add(answerGrace).Sub(c.Now()), 0))
 	defer t.Stop()
@@ -382,7 +415,7 @@ func (d *Daemon) await(ctx context.Context, w *gwWait, s state.Slot, answerBy ti
 		s = cur
 	}
 	if ctx.Err() != nil {
-		return Outcome{}, ctx.Err()
+		return Reply{}, ctx.Err()
 	}
 	reason := "still queued when the wait was over"
 	if s.State == state.StateTriggering {
@@ -391,24 +424,24 @@ func (d *Daemon) await(ctx context.Context, w *gwWait, s state.Slot, answerBy ti
 	if abandonable && s.State == state.StatePlanned {
 		reason += "; the request was withdrawn (send an Idempotency-Key to keep it queued)"
 	}
-	return Outcome{Kind: OutcomePending, Slot: s, RetryAfter: 10 * time.Second, Queued: !abandonable, Reason: reason}, nil
+	return Reply{Kind: ReplyPending, Slot: s, RetryAfter: 10 * time.Second, Queued: !abandonable, Reason: reason}, nil
 }
 
 // finalOutcome is the outcome a recorded slot already tells, if it tells one.
-func finalOutcome(s state.Slot) (Outcome, bool) {
+func finalOutcome(s state.Slot) (Reply, bool) {
 	switch {
 	case s.RunID != "":
-		return Outcome{Kind: OutcomeTriggered, Slot: s}, true
+		return Reply{Kind: ReplyTriggered, Slot: s}, true
 	case s.State == state.StateFailed:
-		return Outcome{Kind: OutcomeRefused, Slot: s, Reason: s.Reason}, true
+		return Reply{Kind: ReplyRefused, Slot: s, Reason: s.Reason}, true
 	case s.State == state.StateUnknown:
-		return Outcome{Kind: OutcomeUnknown, Slot: s, Reason: s.Reason}, true
+		return Reply{Kind: ReplyUnknown, Slot: s, Reason: s.Reason}, true
 	case s.State == state.StateSkipped:
-		return Outcome{Kind: OutcomeSkipped, Slot: s, Reason: s.Reason}, true
+		return Reply{Kind: ReplySkipped, Slot: s, Reason: s.Reason}, true
 	case s.State.Terminal():
-		return Outcome{Kind: OutcomeUnknown, Slot: s, Reason: s.Reason}, true
+		return Reply{Kind: ReplyUnknown, Slot: s, Reason: s.Reason}, true
 	}
-	return Outcome{}, false
+	return Reply{}, false
 }
 
 // scheduleRun is the matrix combination and RunProject body of a gateway run of
@@ -566,7 +599,7 @@ func (d *Daemon) serveAsks(ctx, trigCtx context.Context, first gwAsk) {
 			continue
 		}
 		if d.stopping || d.fenced {
-			d.gw.finish(a.slot.Key, Outcome{Kind: OutcomeUnavailable, Slot: a.slot, Reason: "hexcron is stopping"})
+			d.gw.finish(a.slot.Key, Reply{Kind: ReplyUnavailable, Slot: a.slot, Reason: "hexcron is stopping"})
 			continue
 		}
 		key := a.slot.Key
@@ -575,7 +608,7 @@ func (d *Daemon) serveAsks(ctx, trigCtx context.Context, first gwAsk) {
 		}
 		if _, ok := d.gw.firings[key]; !ok {
 			if len(d.gw.firings) >= maxQueued {
-				d.gw.finish(key, Outcome{Kind: OutcomeNoRoom, Slot: a.slot, RetryAfter: time.Minute,
+				d.gw.finish(key, Reply{Kind: ReplyNoRoom, Slot: a.slot, RetryAfter: time.Minute,
 					Reason: fmt.Sprintf("%d gateway requests are queued already", maxQueued)})
 				if !a.fire.keyed {
 					d.skip(ctx, gwFiringOf(a.slot, 0, now, a.answerBy), skipUnplaced, "the gateway queue was full")
@@ -652,7 +685,7 @@ func (d *Daemon) serveAsks(ctx, trigCtx context.Context, first gwAsk) {
 			if _, err := d.cfg.Store.PlanSlot(ctx, row, now); err != nil {
 				d.log.Error("record queued gateway request", keySlot, key, keyErr, err)
 			}
-			d.gw.finish(key, Outcome{Kind: OutcomeNoRoom, Slot: a.slot, RetryAfter: retry, Queued: true,
+			d.gw.finish(key, Reply{Kind: ReplyNoRoom, Slot: a.slot, RetryAfter: retry, Queued: true,
 				Reason: reason + "; queued: a retry with the same Idempotency-Key picks it up"})
 			continue
 		}
@@ -756,7 +789,7 @@ func (d *Daemon) refuse(ctx context.Context, f planner.Firing, retry time.Durati
 	d.skip(ctx, f, skipUnplaced, full)
 	s := gwSlotOf(f)
 	s.State, s.Reason = state.StateSkipped, full
-	d.gw.finish(f.Slot, Outcome{Kind: OutcomeNoRoom, Slot: s, RetryAfter: retry, Reason: reason})
+	d.gw.finish(f.Slot, Reply{Kind: ReplyNoRoom, Slot: s, RetryAfter: retry, Reason: reason})
 }
 
 func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
@@ -880,6 +913,8 @@ func (d *Daemon) dispatchGateway(ctx, trigCtx context.Context, f planner.Firing,
 		d.skip(ctx, f, skipRemoved, "a reload removed the schedule of this gateway request")
 		return true
 	}
+	_, wasHeld := d.held[f.Slot]
+	delete(d.held, f.Slot)
 	if max := d.config().Budget.MaxRunning; max > 0 {
 		active, err := d.cfg.Store.ActiveRuns(ctx)
 		if err != nil {
@@ -887,7 +922,7 @@ func (d *Daemon) dispatchGateway(ctx, trigCtx context.Context, f planner.Firing,
 			return true
 		}
 		if len(active)+len(d.inflight) >= max {
-			if _, ok := d.held[f.Slot]; !ok {
+			if !wasHeld {
 				d.log.Info("held", keySchedule, f.Schedule, keySlot, f.Slot,
 					keyReason, fmt.Sprintf("max_running: %d runs in flight", len(active)+len(d.inflight)), "until", d.local(f.Deadline))
 			}
@@ -916,48 +951,45 @@ func (d *Daemon) triggerGateway(ctx, trigCtx context.Context, f planner.Firing, 
 		return true
 	}
 	d.inflight[f.Slot] = f
-	req := hexclient.TriggerRequest{
-		Slot:      f.Slot,
-		ProjectID: g.project,
-		Body:      g.body,
-		Deadline:  f.Deadline.Add(sendGrace),
-		Claimed: func(runID string) bool {
-			slot, ok, err := d.cfg.Store.ClaimedRun(trigCtx, runID)
-			return err != nil || (ok && slot != f.Slot)
-		},
-	}
-	project, timeout := g.project, g.timeout
+	// The one trigger-and-record flow, with the client's body.
+	req := SlotRequest{Slot: row, Body: g.body, Deadline: f.Deadline.Add(sendGrace)}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		res, err := d.cfg.Hex.Trigger(trigCtx, req)
-		d.events <- triggerDone{f: f, project: project, timeout: timeout, res: res, err: err}
+		out := d.flow.Run(trigCtx, req)
+		d.events <- triggerDone{f: f, out: out}
 	}()
 	return true
 }
 
 // gatewayDone answers the calls waiting for a gateway firing whose trigger is over,
-// from what the daemon recorded.
-func (d *Daemon) gatewayDone(ctx context.Context, f planner.Firing) {
+// from what the flow recorded.
+func (d *Daemon) gatewayDone(ctx context.Context, ev triggerDone) {
+	f := ev.f
 	if d.gw == nil {
 		return
 	}
 	if _, ok := d.gw.firings[f.Slot]; !ok {
 		return
 	}
-	s, err := d.gw.store.Slot(ctx, f.Slot)
-	if err != nil {
-		d.log.Error("read gateway slot", keySlot, f.Slot, keyErr, err)
-		return
-	}
 	delete(d.gw.firings, f.Slot)
 	d.observeQueued()
-	if out, done := finalOutcome(s); done {
-		d.gw.finish(f.Slot, out)
+	s, err := d.gw.store.Slot(ctx, f.Slot)
+	if err != nil {
+		d.log.Error("read gateway slot", keySchedule, f.Schedule, keySlot, f.Slot, keyErr, err)
+		return
 	}
-	// Otherwise it was left triggering (a stop, or an ambiguous attempt that recovery
-	// settles): the calls waiting read the slot when their time is up, a retry with
-	// the key later.
+	out, done := finalOutcome(s)
+	if !done {
+		// Left triggering (a stop, or an ambiguous attempt that recovery settles): the
+		// calls waiting read the slot when their time is up, a retry with the key later.
+		return
+	}
+	if ev.out.Result == Skipped && ev.out.skip == skipWindowClosed {
+		// The budget (or a hold after Hex's 429 or 503) outlasted the request's wait.
+		out.Kind, out.RetryAfter = ReplyNoRoom, d.ledgerWait(ctx)
+	}
+	d.gw.finish(f.Slot, out)
 }
 
 // gatewaySkipped answers the calls waiting for a gateway firing recorded skipped.
@@ -969,11 +1001,11 @@ func (d *Daemon) gatewaySkipped(f planner.Firing, kind skipReason, reason string
 		return
 	}
 	delete(d.gw.firings, f.Slot)
-	out := Outcome{Kind: OutcomeSkipped, Slot: slotOf(f, state.KindManual), Reason: reason}
+	out := Reply{Kind: ReplySkipped, Slot: slotOf(f, state.KindManual), Reason: reason}
 	out.Slot.State, out.Slot.Reason = state.StateSkipped, reason
 	switch kind {
 	case skipUnplaced, skipWindowClosed, skipMaxRunning:
-		out.Kind, out.RetryAfter = OutcomeNoRoom, d.ledgerWait(context.Background())
+		out.Kind, out.RetryAfter = ReplyNoRoom, d.ledgerWait(context.Background())
 	}
 	d.gw.finish(f.Slot, out)
 	d.observeQueued()
@@ -982,10 +1014,11 @@ func (d *Daemon) gatewaySkipped(f planner.Firing, kind skipReason, reason string
 // ledgerWait is how long until the ledger admits one more trigger (at least 1s).
 func (d *Daemon) ledgerWait(ctx context.Context) time.Duration {
 	now := d.cfg.Clock.Now()
-	past, err := recentAttempts(ctx, d.cfg.Store, d.config(), now)
+	atts, err := d.cfg.Store.Attempts(ctx, d.config().Budget.Trigger().Since(now))
 	if err != nil {
 		return time.Minute
 	}
+	past := BudgetAttempts(atts)
 	return max(d.config().Budget.Trigger().Wait(now, past), time.Second)
 }
 
@@ -998,7 +1031,7 @@ func (d *Daemon) closeGateway(why string) {
 		return
 	}
 	d.gw.open.Store(false)
-	d.gw.finishAll(Outcome{Kind: OutcomeUnavailable, Reason: why}, func(slot string) bool {
+	d.gw.finishAll(Reply{Kind: ReplyUnavailable, Reason: why}, func(slot string) bool {
 		_, inflight := d.inflight[slot]
 		return inflight
 	})

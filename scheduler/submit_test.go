@@ -68,7 +68,7 @@ func (e *queueEnv) startGW() {
 	}
 }
 
-func (e *queueEnv) submit(r Request) Outcome {
+func (e *queueEnv) submit(r Request) Reply {
 	e.t.Helper()
 	out, err := e.dm.Submit(context.Background(), r)
 	if err != nil {
@@ -104,7 +104,7 @@ func TestGatewaySubmitTriggers(t *testing.T) {
 		defer e.dumpLog()
 		e.startGW()
 		out := e.submit(projectRun(""))
-		if out.Kind != OutcomeTriggered || out.Slot.RunID == "" {
+		if out.Kind != ReplyTriggered || out.Slot.RunID == "" {
 			t.Fatalf("outcome %+v", out)
 		}
 		s := e.slot(out.Slot.Key)
@@ -135,7 +135,7 @@ func TestGatewaySubmitTriggers(t *testing.T) {
 		}
 		// A schedule's run: its params, the matrix value picked, an override.
 		out = e.submit(Request{Client: "ci", Schedule: "matrixed", Params: map[string]any{"region": "amer", "limit": 3}, Wait: -1})
-		if out.Kind != OutcomeTriggered {
+		if out.Kind != ReplyTriggered {
 			t.Fatalf("schedule run: %+v", out)
 		}
 		if s := e.slot(out.Slot.Key); s.Schedule != "matrixed" || s.Matrix["region"] != "amer" || s.Project != "22222222-2222-4222-8222-222222222222" {
@@ -163,7 +163,7 @@ func TestGatewayNoRoom(t *testing.T) {
 		defer e.dumpLog()
 		e.startGW()
 		for i := range 3 {
-			if out := e.submit(projectRun("")); out.Kind != OutcomeTriggered {
+			if out := e.submit(projectRun("")); out.Kind != ReplyTriggered {
 				t.Fatalf("request %d: %+v", i, out)
 			}
 		}
@@ -171,7 +171,7 @@ func TestGatewayNoRoom(t *testing.T) {
 		r := projectRun("")
 		r.Wait = 10 * time.Second
 		out := e.submit(r)
-		if out.Kind != OutcomeNoRoom || out.Queued {
+		if out.Kind != ReplyNoRoom || out.Queued {
 			t.Fatalf("no key: %+v", out)
 		}
 		// The three triggers count until 2s after each answer: the fourth fits a minute
@@ -188,7 +188,7 @@ func TestGatewayNoRoom(t *testing.T) {
 		keyed := projectRun("build-7")
 		keyed.Wait = 10 * time.Second
 		out = e.submit(keyed)
-		if out.Kind != OutcomeNoRoom || !out.Queued || out.RetryAfter < 55*time.Second {
+		if out.Kind != ReplyNoRoom || !out.Queued || out.RetryAfter < 55*time.Second {
 			t.Fatalf("keyed: %+v", out)
 		}
 		if s := e.slot(out.Slot.Key); s.State != state.StatePlanned {
@@ -196,7 +196,7 @@ func TestGatewayNoRoom(t *testing.T) {
 		}
 		time.Sleep(out.RetryAfter)
 		again := e.submit(keyed)
-		if again.Kind != OutcomeTriggered || again.Slot.Key != out.Slot.Key {
+		if again.Kind != ReplyTriggered || again.Slot.Key != out.Slot.Key {
 			t.Fatalf("retry with the key: %+v (want the queued slot %s triggered)", again, out.Slot.Key)
 		}
 		if e.runsCreated() != 4 || e.sim429s() != 0 {
@@ -221,7 +221,7 @@ func TestGatewayNeverPushesOutHigherPriority(t *testing.T) {
 			if i == 3 {
 				time.Sleep(65 * time.Second)
 			}
-			if out := e.submit(projectRun("")); out.Kind != OutcomeTriggered {
+			if out := e.submit(projectRun("")); out.Kind != ReplyTriggered {
 				t.Fatalf("request %d: %+v", i, out)
 			}
 		}
@@ -229,7 +229,7 @@ func TestGatewayNeverPushesOutHigherPriority(t *testing.T) {
 		r := projectRun("")
 		r.Wait = 15 * time.Second // deadline 00:05:05, before the schedule's 00:05:30
 		out := e.submit(r)
-		if out.Kind != OutcomeNoRoom || out.RetryAfter != 40*time.Second || !strings.Contains(out.Reason, "important@2000-01-01T00:05:00Z (priority 5") {
+		if out.Kind != ReplyNoRoom || out.RetryAfter != 40*time.Second || !strings.Contains(out.Reason, "important@2000-01-01T00:05:00Z (priority 5") {
 			t.Fatalf("low-priority request at 00:04:50: %+v; want 429 until the schedule's window closes (40s)", out)
 		}
 		time.Sleep(time.Minute)
@@ -257,14 +257,14 @@ func TestGatewayQuota(t *testing.T) {
 		e.submit(projectRun(""))
 		time.Sleep(5 * time.Minute)
 		out := e.submit(projectRun("k"))
-		if out.Kind != OutcomeQuota || out.RetryAfter != first.Add(time.Hour).Sub(time.Now()) {
+		if out.Kind != ReplyQuota || out.RetryAfter != first.Add(time.Hour).Sub(time.Now()) {
 			t.Fatalf("third request: %+v; want quota, Retry-After %s", out, first.Add(time.Hour).Sub(time.Now()))
 		}
 		if n := e.runsCreated(); n != 3 { // the two requests and the schedule at 00:05
 			t.Errorf("%d runs", n)
 		}
 		time.Sleep(out.RetryAfter)
-		if out := e.submit(projectRun("k")); out.Kind != OutcomeTriggered {
+		if out := e.submit(projectRun("k")); out.Kind != ReplyTriggered {
 			t.Errorf("after Retry-After: %+v", out)
 		}
 		e.stop()
@@ -279,14 +279,14 @@ func TestGatewayOneKeyOneRun(t *testing.T) {
 		defer e.dumpLog()
 		e.startGW()
 		var wg sync.WaitGroup
-		outs := make([]Outcome, 6)
+		outs := make([]Reply, 6)
 		for i := range outs {
 			wg.Add(1)
 			go func() { defer wg.Done(); outs[i] = e.submit(projectRun("deploy-42")) }()
 		}
 		wg.Wait()
 		for i, o := range outs {
-			if o.Kind != OutcomeTriggered || o.Slot.RunID != outs[0].Slot.RunID {
+			if o.Kind != ReplyTriggered || o.Slot.RunID != outs[0].Slot.RunID {
 				t.Fatalf("request %d: %+v (first got run %s)", i, o, outs[0].Slot.RunID)
 			}
 		}
@@ -295,12 +295,12 @@ func TestGatewayOneKeyOneRun(t *testing.T) {
 		}
 		other := projectRun("deploy-42")
 		other.Hash = "another body"
-		if out := e.submit(other); out.Kind != OutcomeKeyReused {
+		if out := e.submit(other); out.Kind != ReplyKeyReused {
 			t.Errorf("same key, other request: %+v", out)
 		}
 		e.stop()
 		e.startGW()
-		if out := e.submit(projectRun("deploy-42")); out.Kind != OutcomeTriggered || out.Slot.RunID != outs[0].Slot.RunID {
+		if out := e.submit(projectRun("deploy-42")); out.Kind != ReplyTriggered || out.Slot.RunID != outs[0].Slot.RunID {
 			t.Errorf("after a restart: %+v", out)
 		}
 		if n := e.runsCreated(); n != 1 {
@@ -324,7 +324,7 @@ func TestGatewayQueueSurvivesRestart(t *testing.T) {
 		r := projectRun("nightly-build")
 		r.Wait = 0
 		out := e.submit(r)
-		if out.Kind != OutcomeNoRoom || !out.Queued {
+		if out.Kind != ReplyNoRoom || !out.Queued {
 			t.Fatalf("%+v", out)
 		}
 		e.stop()
@@ -343,7 +343,7 @@ func TestGatewayQueueSurvivesRestart(t *testing.T) {
 		if s.RunID == "" {
 			t.Fatalf("the queued request was not triggered after the restart: %+v", s)
 		}
-		if again := e.submit(r); again.Kind != OutcomeTriggered || again.Slot.RunID != s.RunID {
+		if again := e.submit(r); again.Kind != ReplyTriggered || again.Slot.RunID != s.RunID {
 			t.Errorf("retry: %+v", again)
 		}
 		if e.sim429s() != 0 || e.runsCreated() != 4 {

@@ -43,7 +43,7 @@ func (d *Daemon) pinRuns(ctx context.Context, conf *planner.Config, now time.Tim
 		// meanwhile, the refused transition means it ended or started running; a run
 		// still going is pinned by the next call.
 		if err := d.cfg.Store.Transition(ctx, r.Key, r.State, u); err != nil && !errors.Is(err, state.ErrIllegalTransition) {
-			d.log.Error("record run's project and timeout", keySlot, r.Key, keyErr, err)
+			d.log.Error("record run's project and timeout", keySchedule, r.Schedule, keySlot, r.Key, keyErr, err)
 		}
 	}
 }

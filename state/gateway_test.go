@@ -20,7 +20,7 @@ type gatewayStore interface {
 	Slot(ctx context.Context, key string) (Slot, error)
 	Transition(ctx context.Context, key string, to State, u Update) error
 	SkipSlot(ctx context.Context, s Slot, reason string, at time.Time) error
-	PruneHistory(ctx context.Context, before time.Time) (int64, error)
+	PruneHistory(ctx context.Context, before time.Time, limit int) (int64, error)
 	History(ctx context.Context, f Filter) ([]Slot, error)
 }
 
@@ -234,7 +234,7 @@ func testIdempotencyTTL(t *testing.T, open func(*testing.T) gatewayStore) {
 	if err := db.SkipSlot(ctx, Slot{Key: second.Slot.Key}, "x", late); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.PruneHistory(ctx, late.Add(time.Second)); err != nil {
+	if _, err := db.PruneHistory(ctx, late.Add(time.Second), 1000); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := db.PruneIdempotency(ctx, late.Add(25*time.Hour)); err != nil || n != 20 {

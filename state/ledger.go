@@ -154,15 +154,18 @@ func (db *DB) Attempts(ctx context.Context, since time.Time) ([]Attempt, error) 
 	return as, nil
 }
 
-// PruneLedger deletes the ledger rows sent before the given instant (pass the oldest
-// `since` any budget rule can still ask for) and returns how many it deleted.
-func (db *DB) PruneLedger(ctx context.Context, before time.Time) (int64, error) {
-	res, err := db.exec(ctx, "DELETE FROM ledger WHERE sent_ms < ?", before.UnixMilli())
+// SlotAttempts returns the ledger rows of slot key that are still kept, oldest first
+// (the ledger keeps about a day: see docs/state.md).
+func (db *DB) SlotAttempts(ctx context.Context, key string) ([]Attempt, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT id, coalesce(slot, ''), sent_ms, done_ms FROM ledger WHERE slot = ? ORDER BY sent_ms, id", key)
 	if err != nil {
-		return 0, classify("prune ledger", db.path, err)
+		return nil, classify("slot attempts", db.path, err)
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	as, err := scanAttempts(rows)
+	if err != nil {
+		return nil, classify("slot attempts", db.path, err)
+	}
+	return as, nil
 }
 
 // BudgetUsed returns, for each window length w, how many ledger attempts occupy the
@@ -191,6 +194,10 @@ func attemptsSince(ctx context.Context, q querier, since time.Time) ([]Attempt, 
 	if err != nil {
 		return nil, err
 	}
+	return scanAttempts(rows)
+}
+
+func scanAttempts(rows *sql.Rows) ([]Attempt, error) {
 	defer rows.Close()
 	var as []Attempt
 	for rows.Next() {

@@ -174,7 +174,7 @@ func TestPruneLedgerAndBudgetUsed(t *testing.T) {
 	if want := []int{0, 3, 3, 5}; !equalInts(got, want) {
 		t.Errorf("BudgetUsed = %v, want %v", got, want)
 	}
-	n, err := db.PruneLedger(ctx, t0.Add(-time.Hour))
+	n, err := db.PruneLedger(ctx, t0.Add(-time.Hour), 10)
 	if err != nil || n != 2 {
 		t.Errorf("PruneLedger = %d, %v; want 2", n, err)
 	}

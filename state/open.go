@@ -173,6 +173,10 @@ func open(ctx context.Context, path string, opts Options, created bool) (*DB, er
 	if opts.ReadOnly {
 		q.Set("mode", "ro")
 	} else {
+		// Incremental auto-vacuum: set before the first table of a new file, so that
+		// Compact can return the pages pruning frees; a file created before schema 7
+		// gets it at its first Compact (one VACUUM).
+		q.Set("_auto_vacuum", "incremental")
 		q.Set("_journal_mode", "WAL")
 		q.Set("_sync", "FULL")
 	}

@@ -155,7 +155,7 @@ func TestOpenErrors(t *testing.T) {
 			name: "corrupt file",
 			prepare: func(t *testing.T, path string) {
 				makeHexcron(t, path)
-				corruptPage(t, path, 2)
+				corruptPage(t, path, 3) // page 2 is the auto-vacuum pointer map
 			},
 			kind: ErrCorrupt,
 			msg:  ": database is corrupt: database disk image is malformed (restore a backup, see docs/state.md)",

@@ -111,6 +111,16 @@ type Slot struct {
 	// Owner is the owner (owners.id) whose admission moved the slot to triggering;
 	// "" before any.
 	Owner string
+	// PlanReason says why the slot is planned where it is: which rule or spacing
+	// shifted it past its nominal instant, or the queue or max_running hold it waited
+	// in ("" when it was planned at its nominal instant). Written with the row.
+	PlanReason string
+	// WaitReason says why its trigger went out later than planned (the trigger
+	// budget, a hold after a 429 or 503, paused auth); "" when it did not wait.
+	WaitReason string
+	// Adopted is true when its run was found in Hex's run list after an ambiguous
+	// attempt (or by recovery), rather than created by a 201.
+	Adopted bool
 	// Client is the gateway client whose request made the slot; "" for other slots.
 	Client string
 	// IdemKey is the gateway request's Idempotency-Key; "" without one.
@@ -137,6 +147,10 @@ type Update struct {
 	Timeout   time.Duration // the schedule's timeout in force for the run
 	// ProjectVersion is Hex's projectVersion of the run.
 	ProjectVersion string
+	// WaitReason is why the trigger went out later than planned (see Slot.WaitReason).
+	WaitReason string
+	// Adopted marks the run as adopted (see Slot.Adopted); false leaves the flag alone.
+	Adopted bool
 }
 
 func (u Update) validate() error {

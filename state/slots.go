@@ -14,7 +14,7 @@ import (
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
 	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, ''),
-	coalesce(client, ''), coalesce(idem_key, ''), deadline_ms FROM slots`
+	plan_reason, wait_reason, adopted, coalesce(client, ''), coalesce(idem_key, ''), deadline_ms FROM slots`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -26,7 +26,7 @@ func scanSlot(r rowScanner) (Slot, error) {
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &s.Kind, &planned, &s.State, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
 		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner,
-		&s.Client, &s.IdemKey, &deadline)
+		&s.PlanReason, &s.WaitReason, &s.Adopted, &s.Client, &s.IdemKey, &deadline)
 	if err != nil {
 		return Slot{}, err
 	}
@@ -72,11 +72,11 @@ type execer interface {
 
 func insertSlot(ctx context.Context, x execer, s Slot, now time.Time) error {
 	_, err := x.ExecContext(ctx, `INSERT INTO slots (key, schedule, nominal_ms, matrix, kind, planned_ms,
-		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, client, idem_key, deadline_ms, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, plan_reason, client, idem_key, deadline_ms, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Key, s.Schedule, s.Nominal.UnixMilli(), matrixText(s.Matrix), string(s.Kind), s.Planned.UnixMilli(),
 		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), s.Project, nullDuration(s.Timeout),
-		nullString(s.Owner), nullString(s.Client), nullString(s.IdemKey), nullMS(s.Deadline), now.UnixMilli(), now.UnixMilli())
+		nullString(s.Owner), s.PlanReason, nullString(s.Client), nullString(s.IdemKey), nullMS(s.Deadline), now.UnixMilli(), now.UnixMilli())
 	return err
 }
 
@@ -111,8 +111,9 @@ func complete(s Slot) (Slot, error) {
 
 // PlanSlot records a slot of the plan in state planned unless a row with its key
 // exists. A slot still planned gets its planned time and reason updated (re-planning on
-// reload; the reason says why it waits, "" when it does not), and its project,
-// timeout and deadline when given; a slot past planned is left alone. Fields the caller leaves zero
+// reload; the reason says why it waits, "" when it does not), its plan reason (why it
+// is planned where it is) when given, and its project, timeout and deadline when
+// given; a slot past planned is left alone. Fields the caller leaves zero
 // are taken from the key (Schedule, Nominal, Matrix, Kind) or default (Planned =
 // Nominal). It reports whether the row was created.
 func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error) {
@@ -139,8 +140,10 @@ func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error)
 		return false, classify("plan slot", db.path, err)
 	case state == StatePlanned:
 		_, err := tx.ExecContext(ctx, `UPDATE slots SET planned_ms = ?, reason = ?, project = coalesce(?, project),
-			timeout_ms = coalesce(?, timeout_ms), deadline_ms = coalesce(?, deadline_ms), updated_ms = ? WHERE key = ?`,
-			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), nullMS(s.Deadline), now.UnixMilli(), s.Key)
+			timeout_ms = coalesce(?, timeout_ms), plan_reason = coalesce(?, plan_reason), deadline_ms = coalesce(?, deadline_ms),
+			updated_ms = ? WHERE key = ?`,
+			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), nullString(s.PlanReason), nullMS(s.Deadline),
+			now.UnixMilli(), s.Key)
 		if err != nil {
 			return false, classify("plan slot", db.path, err)
 		}
@@ -217,12 +220,14 @@ func transition(ctx context.Context, tx *sql.Tx, key string, to State, u Update)
 		triggered_ms = coalesce(?, triggered_ms), started_ms = coalesce(?, started_ms),
 		ended_ms = coalesce(?, ended_ms), elapsed_ms = coalesce(?, elapsed_ms),
 		project = coalesce(?, project), timeout_ms = coalesce(?, timeout_ms),
-		project_version = coalesce(?, project_version), updated_ms = ?
+		project_version = coalesce(?, project_version), wait_reason = coalesce(?, wait_reason),
+		adopted = max(adopted, ?), updated_ms = ?
 		WHERE key = ?`,
 		string(to), nullString(u.Reason), nullString(u.RunID), nullString(u.RunURL),
 		nullString(u.TraceID), nullString(u.Error),
 		nullMS(u.Triggered), nullMS(u.Started), nullMS(u.Ended), elapsed,
-		nullString(u.Project), nullDuration(u.Timeout), nullString(u.ProjectVersion), u.At.UnixMilli(), key)
+		nullString(u.Project), nullDuration(u.Timeout), nullString(u.ProjectVersion), nullString(u.WaitReason),
+		u.Adopted, u.At.UnixMilli(), key)
 	return err
 }
 
@@ -384,25 +389,6 @@ func (db *DB) History(ctx context.Context, f Filter) ([]Slot, error) {
 		q, args = q+" LIMIT ?", append(args, f.Limit)
 	}
 	return db.querySlots(ctx, "history", q, args...)
-}
-
-// PruneHistory deletes the slots in a terminal state last updated before the given
-// instant (live slots are never pruned) and returns how many it deleted. Ledger rows of
-// pruned slots stay (with no slot) until PruneLedger removes them.
-func (db *DB) PruneHistory(ctx context.Context, before time.Time) (int64, error) {
-	var terminal []any
-	for _, s := range States {
-		if s.Terminal() {
-			terminal = append(terminal, string(s))
-		}
-	}
-	res, err := db.exec(ctx, "DELETE FROM slots WHERE updated_ms < ? AND state IN ("+placeholders(len(terminal))+")",
-		append([]any{before.UnixMilli()}, terminal...)...)
-	if err != nil {
-		return 0, classify("prune history", db.path, err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
 }
 
 func placeholders(n int) string {

@@ -335,13 +335,14 @@ func TestQueries(t *testing.T) {
 	}
 
 	// Prune: terminal slots last updated before the instant go, live ones stay.
-	// Updated = nominal + 1h: a@09 (10:00), a@10 (11:00), b@10:30 (11:30).
-	n, err := db.PruneHistory(ctx, t0) // 11:30
-	if err != nil || n != 2 {
-		t.Errorf("PruneHistory = %d, %v; want 2", n, err)
+	// Updated = nominal + 1h: a@09 (10:00), a@10 (11:00), b@10:30 (11:30). a@09 is a's
+	// latest completed slot and a has newer rows: it stays (its last success).
+	n, err := db.PruneHistory(ctx, t0, 100) // 11:30
+	if err != nil || n != 1 {
+		t.Errorf("PruneHistory = %d, %v; want 1", n, err)
 	}
-	if all, _ := db.History(ctx, Filter{}); len(all) != 7 {
-		t.Errorf("%d slots left, want 7: %s", len(all), keysOf(all))
+	if all, _ := db.History(ctx, Filter{}); len(all) != 8 || strings.Contains(keysOf(all), "a@2026-11-30T10:00:00Z") {
+		t.Errorf("%d slots left, want 8 without a@10:00: %s", len(all), keysOf(all))
 	}
 }
 
@@ -358,7 +359,7 @@ func TestPruneHistoryKeepsLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Transition(ctx, k, StateFailed, Update{At: t0, Reason: "422: project not published"})
-	if n, err := db.PruneHistory(ctx, t0.Add(time.Hour)); n != 1 || err != nil {
+	if n, err := db.PruneHistory(ctx, t0.Add(time.Hour), 10); n != 1 || err != nil {
 		t.Fatalf("PruneHistory = %d, %v", n, err)
 	}
 	as, _ := db.Attempts(ctx, time.Time{})

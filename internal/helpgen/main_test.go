@@ -121,7 +121,7 @@ func TestBashCompletion(t *testing.T) {
 		{"hexcron run --sim", "--simulate"},
 		{"hexcron run --config sch", "schedules.yaml"},
 		{"hexcron plan --config=x --js", "--json"},
-		{"hexcron history --s", "--schedule --since --state"},
+		{"hexcron history --s", "--schedule --since --slot --state"},
 		{"hexcron help st", "status"},
 		{"hexcron run --horizon ", ""},
 	}
