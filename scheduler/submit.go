@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"hexcron/budget"
 	"hexcron/hexclient"
 	"hexcron/planner"
 	"hexcron/state"
@@ -712,6 +713,7 @@ func (d *Daemon) planGateway(ctx context.Context, conf *planner.Config, in plann
 	if d.gw == nil || len(d.gw.firings) == 0 {
 		return planner.Plan(conf, in)
 	}
+	in.Past = d.pendingGateway(ctx, conf, in.Past, now)
 	var cands, rest []planner.Firing
 	for _, f := range in.Extra {
 		_, gw := d.gw.firings[f.Slot]
@@ -762,6 +764,39 @@ func (d *Daemon) planGateway(ctx context.Context, conf *planner.Config, in plann
 		base, cur = try, res
 	}
 	return cur
+}
+
+// pendingGateway adds to past an attempt in flight from now for each gateway request
+// whose trigger has begun but is not in the ledger yet (it waits for the project's
+// other request, or for its turn): the replan leaves it out of the plan, and without
+// this its place would be given to another request, which would then not be admitted
+// in time.
+func (d *Daemon) pendingGateway(ctx context.Context, conf *planner.Config, past []budget.Attempt, now time.Time) []budget.Attempt {
+	var pending []string
+	for slot := range d.inflight {
+		if _, ok := d.gw.firings[slot]; ok {
+			pending = append(pending, slot)
+		}
+	}
+	if len(pending) == 0 {
+		return past
+	}
+	atts, err := d.cfg.Store.Attempts(ctx, conf.Budget.Trigger().Since(now))
+	if err != nil {
+		d.log.Error("replan: read ledger", keyErr, err)
+		return past
+	}
+	sent := map[string]bool{}
+	for _, a := range atts {
+		sent[a.Slot] = true
+	}
+	out := slices.Clone(past)
+	for _, slot := range pending {
+		if !sent[slot] {
+			out = append(out, budget.Attempt{Sent: now})
+		}
+	}
+	return out
 }
 
 // pushedOut returns a firing of priority above prio (other than the firing called
