@@ -15,12 +15,14 @@ import (
 	"hexcron/state"
 )
 
-var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
+var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--client NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
        hexcron history --slot KEY [--db FILE] [--json]
 
 The slots the daemon (and hexcron trigger) recorded, newest nominal instant first:
-each with its schedule, slot key, state, reason, run id and URL, trigger time and
-attempts. It opens the database read-only: safe while the daemon runs.
+each with its schedule, the gateway client that asked for it (- when none), slot key,
+state, reason, run id and URL, trigger time and attempts. A gateway request for a Hex
+project (not a schedule) shows as schedule project:<id>. It opens the database
+read-only: safe while the daemon runs.
 
 --since is a duration back from now (24h, 90m) or an RFC 3339 instant
 (2026-03-01T00:00:00Z), compared with each slot's nominal instant; 0 means all.
@@ -31,8 +33,9 @@ Times are shown in the config's default timezone (--config, or the default confi
 file when it exists), else UTC. --json prints an array of objects with the keys
 schedule, slot, kind, matrix, state, reason, nominal, planned, triggered, started,
 ended, elapsed_seconds, attempts, last_attempt, run_id, run_url, trace_id, last_error,
-project_version (times RFC 3339 in UTC, null when unset; project_version is the
-published version of the Hex project the run executed, "" until Hex reports it).
+project_version, client (times RFC 3339 in UTC, null when unset; project_version is the
+published version of the Hex project the run executed, "" until Hex reports it; client
+is the gateway client whose request made the slot, "" for the others).
 
 --slot KEY prints one slot's whole story from the database: its nominal and planned
 instants and why it was planned there, its attempts (each one's send and answer while
@@ -97,7 +100,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 }
 
 func cmdHistory(e *env, args []string) int {
-	var dbFlag, configFlag, schedule, since, slotKey string
+	var dbFlag, configFlag, schedule, client, since, slotKey string
 	var states stateFlag
 	var limit int
 	var asJSON bool
@@ -105,6 +108,7 @@ func cmdHistory(e *env, args []string) int {
 	fs.StringVar(&dbFlag, "db", "", "database file (default $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.StringVar(&configFlag, "config", "", "schedules file, for its timezone only (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml, when it exists)")
 	fs.StringVar(&schedule, "schedule", "", "only this schedule")
+	fs.StringVar(&client, "client", "", "only the requests of this gateway client")
 	fs.StringVar(&since, "since", "24h", "only slots whose nominal instant is this recent (duration or RFC 3339; 0: all)")
 	fs.Var(&states, "state", "only slots in these states (comma separated, repeatable)")
 	fs.IntVar(&limit, "limit", 0, "at most this many slots, newest first (0: no limit)")
@@ -166,7 +170,7 @@ func cmdHistory(e *env, args []string) int {
 		}
 		return exitOK
 	}
-	slots, err := db.History(ctx, state.Filter{Schedule: schedule, States: states, Since: from, Limit: limit})
+	slots, err := db.History(ctx, state.Filter{Schedule: schedule, Client: client, States: states, Since: from, Limit: limit})
 	if err != nil {
 		return fail(e.stderr, "history", err)
 	}
@@ -191,13 +195,13 @@ func writeHistoryTable(w io.Writer, slots []state.Slot, since time.Time, loc *ti
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\tSTATE\tTRIGGERED\tATTEMPTS\tELAPSED\tVERSION\tRUN ID\tRUN URL\tREASON\n", loc)
+	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\tCLIENT\tSTATE\tTRIGGERED\tATTEMPTS\tELAPSED\tVERSION\tRUN ID\tRUN URL\tREASON\n", loc)
 	for _, s := range slots {
 		el := "-"
 		if d, live := slotElapsed(s, time.Time{}); d > 0 && !live {
 			el = planner.FormatDuration(d)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), s.State,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), dash(s.Client), s.State,
 			fmtTimeNear(s.Triggered, s.Nominal, loc), s.Attempts, el, dash(s.ProjectVersion), dash(s.RunID), dash(s.RunURL), oneLine(s.Reason))
 	}
 	if err := tw.Flush(); err != nil {
@@ -232,6 +236,7 @@ type historyJSON struct {
 	TraceID        string            `json:"trace_id"`
 	LastError      string            `json:"last_error"`
 	ProjectVersion string            `json:"project_version"`
+	Client         string            `json:"client"`
 }
 
 func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
@@ -247,7 +252,7 @@ func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
 			Triggered: jsonTime(s.Triggered), Started: jsonTime(s.Started), Ended: jsonTime(s.Ended),
 			ElapsedSeconds: jsonSeconds(el), Attempts: s.Attempts, LastAttempt: jsonTime(s.LastAttempt),
 			RunID: s.RunID, RunURL: s.RunURL, TraceID: s.TraceID, LastError: s.LastError,
-			ProjectVersion: s.ProjectVersion,
+			ProjectVersion: s.ProjectVersion, Client: s.Client,
 		})
 	}
 	enc := json.NewEncoder(w)

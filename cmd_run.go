@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"hexcron/clock"
+	"hexcron/gateway"
 	"hexcron/hexclient"
 	"hexcron/hexclient/hexsim"
 	"hexcron/planner"
@@ -159,7 +160,30 @@ func loadConfig(path string) (*planner.Config, error) {
 }
 
 func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-chan struct{}) error {
-	conf, err := loadConfig(f.config)
+	// The gateway's client token files are read at start and at every reload; their
+	// tokens only join the Hex client's redactor (they are kept as SHA-256 digests).
+	var redactor *hexclient.Redactor
+	var secrets []string
+	load := func() (*planner.Config, error) {
+		conf, err := loadConfig(f.config)
+		if err != nil {
+			return nil, err
+		}
+		tokens, err := resolveGatewayTokens(conf)
+		if err != nil {
+			return nil, &configError{err}
+		}
+		if redactor == nil {
+			secrets = tokens
+		}
+		if redactor != nil { // before the Hex client exists, secrets carries them
+			for _, t := range tokens {
+				redactor.Add(t)
+			}
+		}
+		return conf, nil
+	}
+	conf, err := load()
 	if err != nil {
 		return err
 	}
@@ -244,7 +268,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		metrics = scheduler.NewMetrics(versionString())
 	}
 	hcfg := hexclient.Config{BaseURL: baseURL, Token: token, Version: versionString(), Clock: clk, Logger: log,
-		Ledger: scheduler.Ledger{DB: db, Tenure: tenure}}
+		Ledger: scheduler.Ledger{DB: db, Tenure: tenure}, Secrets: secrets}
 	if metrics != nil {
 		hcfg.Observer = metrics
 	}
@@ -252,7 +276,12 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	if err != nil {
 		return err
 	}
+	redactor = hc.Redactor()
 	metrics.SetClientStats(hc.Stats)
+	var gwStore scheduler.GatewayStore
+	if conf.Gateway != nil {
+		gwStore = db
+	}
 	d, err := scheduler.New(scheduler.Config{
 		Clock:    clk,
 		Logger:   log,
@@ -260,13 +289,31 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		Hex:      hc,
 		Notifier: scheduler.SystemdNotifier{},
 		Metrics:  metrics,
-		Load:     func() (*planner.Config, error) { return loadConfig(f.config) },
+		Load:     load,
 		Horizon:  f.horizon,
 		Tenure:   tenure,
 		Version:  versionString(),
+		Gateway:  gwStore,
 	})
 	if err != nil {
 		return err
+	}
+	if conf.Gateway != nil {
+		ln, err := listenGateway(conf.Gateway)
+		if err != nil {
+			return err
+		}
+		gw := gateway.New(gateway.Config{Backend: &gatewayBackend{d: d, conf: conf, clients: gatewayClients(conf)}, Observer: metrics, Logger: log})
+		// Shut down with the daemon: its stop answers the calls still waiting.
+		gctx, stopGW := context.WithCancel(ctx)
+		served := make(chan struct{})
+		defer func() { stopGW(); <-served }()
+		go func() { defer close(served); serveGateway(gctx, ln, gw, 15*time.Second, log) }()
+		scheme := "http"
+		if conf.Gateway.TLS != nil {
+			scheme = "https"
+		}
+		log.Info("serving the trigger gateway", "addr", ln.Addr().String(), "scheme", scheme, "clients", len(conf.Gateway.Clients))
 	}
 	if metrics != nil {
 		// Every series at its value before the first scrape (the daemon repeats this

@@ -53,6 +53,9 @@ type Config struct {
 	// renewed, stops triggering when it is fenced, and releases it on a clean stop. Its
 	// ledger must admit under it. nil: no fencing (tests).
 	Tenure *Tenure
+	// Gateway is the database of the trigger gateway's requests (see Submit); nil
+	// turns the gateway's path off.
+	Gateway GatewayStore
 }
 
 // Daemon is the scheduling loop. Run it once.
@@ -81,6 +84,7 @@ type Daemon struct {
 	pauses     pauseView   // see pause.go
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
+	gw            *gatewayState      // the gateway's requests (see submit.go); nil without one
 
 	flow        Trigger           // the trigger-and-record flow
 	planReasons map[string]string // slot -> why it is planned where it is (shifted), until triggered
@@ -143,6 +147,7 @@ func New(cfg Config) (*Daemon, error) {
 		held:        map[string]planner.Firing{},
 		events:      make(chan event, 64),
 		pollWake:    make(chan struct{}, 1),
+		gw:          newGatewayState(cfg.Gateway),
 	}
 	d.flow = Trigger{Store: cfg.Store, Hex: cfg.Hex, Clock: cfg.Clock, Logger: cfg.Logger, Local: d.local}
 	return d, nil
@@ -200,6 +205,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	if err := d.restoreQueued(ctx, lastAlive, now); err != nil {
 		return fmt.Errorf("catch up: %w", err)
+	}
+	if err := d.restoreGateway(ctx, now); err != nil {
+		return fmt.Errorf("restore gateway requests: %w", err)
 	}
 	// Only now that every missed slot has a row: a process killed before this point
 	// leaves the old heartbeat, and the next start catches up the same downtime.
@@ -273,6 +281,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			d.reload(ctx)
 		case ev := <-d.events:
 			d.handle(ctx, trigCtx, ev)
+		case a := <-d.gwAsks():
+			d.serveAsks(ctx, trigCtx, a)
 		case <-d.tenureLost():
 			d.fence(d.cfg.Tenure.Err())
 		case <-t.C():
@@ -300,6 +310,7 @@ func (d *Daemon) Healthy() error {
 func (d *Daemon) shutdown(trigCtx context.Context, stopTriggers context.CancelFunc) error {
 	d.cfg.Notifier.Notify("STOPPING=1")
 	d.stopping = true
+	d.closeGateway("hexcron is stopping")
 	if d.stopPreflight != nil {
 		d.stopPreflight()
 	}
@@ -318,6 +329,7 @@ func (d *Daemon) shutdown(trigCtx context.Context, stopTriggers context.CancelFu
 		}
 	}
 	d.wg.Wait()
+	d.closeGateway("hexcron is stopping")
 	for _, f := range sortedFirings(d.queued) {
 		d.log.Info("queued firing left planned at stop", keySchedule, f.Schedule, keySlot, f.Slot,
 			keyReason, "the next start queues it again if it is back within the schedule's catchup")
@@ -351,7 +363,7 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		}
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Slot < extra[j].Slot })
-	res := planner.Plan(conf, planner.Input{
+	res := d.planGateway(ctx, conf, planner.Input{
 		From:        now,
 		Horizon:     d.cfg.Horizon,
 		Past:        past,
@@ -372,7 +384,7 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 			}
 			return handled[slot]
 		},
-	})
+	}, now)
 	d.plan = res.Firings
 	d.logReplan(conf, res, past, now)
 }
@@ -386,7 +398,9 @@ func (d *Daemon) logReplan(conf *planner.Config, res *planner.Result, past []bud
 	var fresh []planner.Unplaced
 	for _, u := range res.Unplaced {
 		if _, seen := d.unplaced[u.Firing.Slot]; !seen {
-			fresh = append(fresh, u)
+			if !d.isGateway(u.Firing.Slot) { // a gateway request's call is answered instead
+				fresh = append(fresh, u)
+			}
 			d.log.Debug("cannot place firing under the caps", keySchedule, u.Firing.Schedule, keySlot, u.Firing.Slot,
 				keyReason, u.Reason, "competing", strings.Join(u.Competing, ","))
 		}
@@ -553,6 +567,9 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if _, ok := d.inflight[f.Slot]; ok {
 		return
 	}
+	if d.dispatchGateway(ctx, trigCtx, f, now) {
+		return
+	}
 	// A firing held by max_running comes back at every wake: its decisions were logged
 	// the first time.
 	_, wasHeld := d.held[f.Slot]
@@ -672,6 +689,9 @@ func (d *Daemon) replace(ctx context.Context, project string, r state.Slot, by p
 // trigger records f's row and starts the trigger-and-record flow (Trigger) in a
 // goroutine; the outcome comes back to the loop as a triggerDone event.
 func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f planner.Firing, now time.Time) {
+	if d.triggerGateway(ctx, trigCtx, f, now) {
+		return
+	}
 	kind := state.KindScheduled
 	if _, ok := d.extra[f.Slot]; ok && f.Release.After(f.Nominal.Add(s.Window)) {
 		kind = state.KindCatchup
@@ -697,7 +717,9 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	switch ev := ev.(type) {
 	case triggerDone:
-		if noRun := d.triggered(ctx, ev); noRun && !d.stopping {
+		noRun := d.triggered(ctx, ev)
+		d.gatewayDone(ctx, ev)
+		if noRun && !d.stopping {
 			// A firing queued behind this trigger waits for nothing now.
 			d.dequeue(ctx, trigCtx, seriesOf(ev.f), "previous trigger created no run")
 		}
@@ -853,6 +875,7 @@ func (d *Daemon) record(ctx context.Context, f planner.Firing, kind skipReason, 
 	}
 	d.cfg.Metrics.ObserveSkip(f.Schedule, kind)
 	d.log.Log(context.Background(), level, "skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+	d.gatewaySkipped(f, kind, reason)
 }
 
 func (d *Daemon) wakePoller() {

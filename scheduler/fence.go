@@ -42,6 +42,10 @@ func (d *Daemon) fence(err error) {
 	clear(d.unplaced)
 	clear(d.held)
 	clear(d.queued)
+	if d.gw != nil {
+		clear(d.gw.firings)
+		d.closeGateway("this hexcron daemon no longer leads its database")
+	}
 	d.log.Error("this daemon no longer leads the database: it triggers nothing from now on. "+
 		"Another hexcron daemon took its lease (two daemons reached one database, or this one was paused past its lease); "+
 		"stop this one", keyErr, err)
