@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,10 +20,10 @@ var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--clie
        hexcron history --slot KEY [--db FILE] [--json]
 
 The slots the daemon (and hexcron trigger) recorded, newest nominal instant first:
-each with its schedule, the gateway client that asked for it (- when none), slot key,
-state, reason, run id and URL, trigger time and attempts. A gateway request for a Hex
-project (not a schedule) shows as schedule project:<id>. It opens the database
-read-only: safe while the daemon runs.
+each with its schedule, state, reason, run id and URL, trigger time and attempts, and
+the gateway client that asked for it (a CLIENT column when any slot shown has one). A
+gateway request for a Hex project (not a schedule) shows as schedule project:<id>. It
+opens the database read-only: safe while the daemon runs.
 
 --since is a duration back from now (24h, 90m) or an RFC 3339 instant
 (2026-03-01T00:00:00Z), compared with each slot's nominal instant; 0 means all.
@@ -194,14 +195,24 @@ func writeHistoryTable(w io.Writer, slots []state.Slot, since time.Time, loc *ti
 		_, err := fmt.Fprintf(w, "No slots match the filters since %s (%s); --since 0 shows all.\n", fmtTime(since, loc), loc)
 		return err
 	}
+	// The CLIENT column only when a gateway client asked for one of the slots shown.
+	clients := slices.ContainsFunc(slots, func(s state.Slot) bool { return s.Client != "" })
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\tCLIENT\tSTATE\tTRIGGERED\tATTEMPTS\tELAPSED\tVERSION\tRUN ID\tRUN URL\tREASON\n", loc)
+	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\t", loc)
+	if clients {
+		fmt.Fprint(tw, "CLIENT\t")
+	}
+	fmt.Fprint(tw, "STATE\tTRIGGERED\tATTEMPTS\tELAPSED\tVERSION\tRUN ID\tRUN URL\tREASON\n")
 	for _, s := range slots {
 		el := "-"
 		if d, live := slotElapsed(s, time.Time{}); d > 0 && !live {
 			el = planner.FormatDuration(d)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), dash(s.Client), s.State,
+		fmt.Fprintf(tw, "%s\t%s\t", fmtTime(s.Nominal, loc), scheduleLabel(s))
+		if clients {
+			fmt.Fprintf(tw, "%s\t", dash(s.Client))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.State,
 			fmtTimeNear(s.Triggered, s.Nominal, loc), s.Attempts, el, dash(s.ProjectVersion), dash(s.RunID), dash(s.RunURL), oneLine(s.Reason))
 	}
 	if err := tw.Flush(); err != nil {

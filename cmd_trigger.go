@@ -123,7 +123,7 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 		return code
 	}
 	if f.gateway != "" {
-		if f.config != defaultConfigPath(e.getenv) || f.db != "" {
+		if f.config != "" || f.db != "" {
 			fmt.Fprintln(e.stderr, "hexcron trigger: --gateway asks the daemon's gateway: --config and --db do not apply")
 			return exitUsage
 		}
