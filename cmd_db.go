@@ -24,6 +24,7 @@ type stateDB interface {
 	scheduler.LeaseStore
 	scheduler.StoryStore
 	pauseStore
+	scheduler.GatewayStore
 	LastRunPerSchedule(ctx context.Context) (map[string]state.Slot, error)
 	NextPlanned(ctx context.Context, now time.Time) (map[string]state.Slot, error)
 	Close() error

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,12 +16,14 @@ import (
 	"hexcron/state"
 )
 
-var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
+var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--client NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
        hexcron history --slot KEY [--db FILE] [--json]
 
 The slots the daemon (and hexcron trigger) recorded, newest nominal instant first:
-each with its schedule, slot key, state, reason, run id and URL, trigger time and
-attempts. It opens the database read-only: safe while the daemon runs.
+each with its schedule, state, reason, run id and URL, trigger time and attempts, and
+the gateway client that asked for it (a CLIENT column when any slot shown has one). A
+gateway request for a Hex project (not a schedule) shows as schedule project:<id>. It
+opens the database read-only: safe while the daemon runs.
 
 --since is a duration back from now (24h, 90m) or an RFC 3339 instant
 (2026-03-01T00:00:00Z), compared with each slot's nominal instant; 0 means all.
@@ -31,8 +34,9 @@ Times are shown in the config's default timezone (--config, or the default confi
 file when it exists), else UTC. --json prints an array of objects with the keys
 schedule, slot, kind, matrix, state, reason, nominal, planned, triggered, started,
 ended, elapsed_seconds, attempts, last_attempt, run_id, run_url, trace_id, last_error,
-project_version (times RFC 3339 in UTC, null when unset; project_version is the
-published version of the Hex project the run executed, "" until Hex reports it).
+project_version, client (times RFC 3339 in UTC, null when unset; project_version is the
+published version of the Hex project the run executed, "" until Hex reports it; client
+is the gateway client whose request made the slot, "" for the others).
 
 --slot KEY prints one slot's whole story from the database: its nominal and planned
 instants and why it was planned there, its attempts (each one's send and answer while
@@ -97,7 +101,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 }
 
 func cmdHistory(e *env, args []string) int {
-	var dbFlag, configFlag, schedule, since, slotKey string
+	var dbFlag, configFlag, schedule, client, since, slotKey string
 	var states stateFlag
 	var limit int
 	var asJSON bool
@@ -105,6 +109,7 @@ func cmdHistory(e *env, args []string) int {
 	fs.StringVar(&dbFlag, "db", "", "database: a SQLite file, or a postgres:// URL (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.StringVar(&configFlag, "config", "", "schedules file, for its timezone only (default $CONFIGURATION_DIRECTORY/schedules.yaml, else ./schedules.yaml, when it exists)")
 	fs.StringVar(&schedule, "schedule", "", "only this schedule")
+	fs.StringVar(&client, "client", "", "only the requests of this gateway client")
 	fs.StringVar(&since, "since", "24h", "only slots whose nominal instant is this recent (duration or RFC 3339; 0: all)")
 	fs.Var(&states, "state", "only slots in these states (comma separated, repeatable)")
 	fs.IntVar(&limit, "limit", 0, "at most this many slots, newest first (0: no limit)")
@@ -167,7 +172,7 @@ func cmdHistory(e *env, args []string) int {
 		}
 		return exitOK
 	}
-	slots, err := db.History(ctx, state.Filter{Schedule: schedule, States: states, Since: from, Limit: limit})
+	slots, err := db.History(ctx, state.Filter{Schedule: schedule, Client: client, States: states, Since: from, Limit: limit})
 	if err != nil {
 		return fail(e.stderr, "history", err)
 	}
@@ -191,14 +196,24 @@ func writeHistoryTable(w io.Writer, slots []state.Slot, since time.Time, loc *ti
 		_, err := fmt.Fprintf(w, "No slots match the filters since %s (%s); --since 0 shows all.\n", fmtTime(since, loc), loc)
 		return err
 	}
+	// The CLIENT column only when a gateway client asked for one of the slots shown.
+	clients := slices.ContainsFunc(slots, func(s state.Slot) bool { return s.Client != "" })
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\tSTATE\tTRIGGERED\tATTEMPTS\tELAPSED\tVERSION\tRUN ID\tRUN URL\tREASON\n", loc)
+	fmt.Fprintf(tw, "NOMINAL (%s)\tSCHEDULE\t", loc)
+	if clients {
+		fmt.Fprint(tw, "CLIENT\t")
+	}
+	fmt.Fprint(tw, "STATE\tTRIGGERED\tATTEMPTS\tELAPSED\tVERSION\tRUN ID\tRUN URL\tREASON\n")
 	for _, s := range slots {
 		el := "-"
 		if d, live := slotElapsed(s, time.Time{}); d > 0 && !live {
 			el = planner.FormatDuration(d)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", fmtTime(s.Nominal, loc), scheduleLabel(s), s.State,
+		fmt.Fprintf(tw, "%s\t%s\t", fmtTime(s.Nominal, loc), scheduleLabel(s))
+		if clients {
+			fmt.Fprintf(tw, "%s\t", dash(s.Client))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.State,
 			fmtTimeNear(s.Triggered, s.Nominal, loc), s.Attempts, el, dash(s.ProjectVersion), dash(s.RunID), dash(s.RunURL), oneLine(s.Reason))
 	}
 	if err := tw.Flush(); err != nil {
@@ -233,6 +248,7 @@ type historyJSON struct {
 	TraceID        string            `json:"trace_id"`
 	LastError      string            `json:"last_error"`
 	ProjectVersion string            `json:"project_version"`
+	Client         string            `json:"client"`
 }
 
 func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
@@ -248,7 +264,7 @@ func writeHistoryJSON(w io.Writer, slots []state.Slot) error {
 			Triggered: jsonTime(s.Triggered), Started: jsonTime(s.Started), Ended: jsonTime(s.Ended),
 			ElapsedSeconds: jsonSeconds(el), Attempts: s.Attempts, LastAttempt: jsonTime(s.LastAttempt),
 			RunID: s.RunID, RunURL: s.RunURL, TraceID: s.TraceID, LastError: s.LastError,
-			ProjectVersion: s.ProjectVersion,
+			ProjectVersion: s.ProjectVersion, Client: s.Client,
 		})
 	}
 	enc := json.NewEncoder(w)

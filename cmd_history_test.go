@@ -56,6 +56,7 @@ type historyRecord struct {
 	TraceID        string            `json:"trace_id"`
 	LastError      string            `json:"last_error"`
 	ProjectVersion string            `json:"project_version"`
+	Client         string            `json:"client"`
 }
 
 func historyJSONOf(t *testing.T, dbPath string, args ...string) []historyRecord {
@@ -86,8 +87,8 @@ func slotsOfRecords(recs []historyRecord) string {
 func TestHistoryJSONFields(t *testing.T) {
 	dbPath := fillFixtureDB(t)
 	recs := historyJSONOf(t, dbPath, "--since", "0")
-	if len(recs) != 10 {
-		t.Fatalf("%d records, want 10: %s", len(recs), slotsOfRecords(recs))
+	if len(recs) != 12 {
+		t.Fatalf("%d records, want 12: %s", len(recs), slotsOfRecords(recs))
 	}
 	var prev time.Time
 	for i, r := range recs {
@@ -153,8 +154,14 @@ func TestHistoryJSONFields(t *testing.T) {
 	}
 
 	r = by["old-report@2026-03-01T08:00:00Z"]
-	if r.State != "skipped" || r.Reason != "missed while down: older than catchup 1h" || r.Attempts != 0 {
+	if r.State != "skipped" || r.Reason != "missed while down: older than catchup 1h" || r.Attempts != 0 || r.Client != "" {
 		t.Errorf("old-report = %+v", r)
+	}
+
+	r = by["project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:12:00.250Z+manual"]
+	if r.Client != "ci" || r.Kind != "manual" || r.Schedule != "project:5a8591dd-4039-49df-9202-96385ba3eff8" || r.State != "completed" ||
+		str(r.Nominal) != "2026-03-02T10:12:00.25Z" || r.RunID != "3c2b1a00-9e8d-4c7b-a6f5-e4d3c2b10050" {
+		t.Errorf("gateway request = %+v", r)
 	}
 }
 
@@ -168,20 +175,23 @@ func TestHistoryFilters(t *testing.T) {
 		{"schedule", []string{"--since", "0", "--schedule", "ticker"},
 			"ticker@2026-03-02T10:20:00Z ticker@2026-03-02T10:10:00Z ticker@2026-03-02T10:00:00Z"},
 		{"one state", []string{"--since", "0", "--state", "completed"},
-			"revenue-dashboard@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T09:00:00Z regional-report@2026-02-27T11:30:00Z[region=amer]"},
+			"project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:12:00.250Z+manual revenue-dashboard@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T09:00:00Z regional-report@2026-02-27T11:30:00Z[region=amer]"},
 		{"states comma and repeated", []string{"--since", "0", "--state", "failed,skipped", "--state", "errored"},
 			"ticker@2026-03-02T10:00:00Z old-report@2026-03-01T08:00:00Z regional-report@2026-02-27T11:30:00Z[region=emea]"},
 		// Nominal at or after 09:15; equal nominal instants by slot key, descending.
 		{"since duration", []string{"--since", "1h", "--state", "completed,running,failed"},
-			"ticker@2026-03-02T10:10:00Z ticker@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T10:00:00Z"},
+			"project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:12:00.250Z+manual ticker@2026-03-02T10:10:00Z ticker@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T10:00:00Z"},
 		{"since instant", []string{"--since", "2026-03-01T00:00:00Z", "--schedule", "old-report"},
 			"old-report@2026-03-01T08:00:00Z"},
 		{"since excludes", []string{"--since", "2026-03-01T08:00:01Z", "--schedule", "old-report"}, ""},
+		{"client", []string{"--since", "0", "--client", "ci"},
+			"project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:14:45.500Z+manual project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:12:00.250Z+manual"},
+		{"unknown client", []string{"--since", "0", "--client", "cd"}, ""},
 		{"limit", []string{"--since", "0", "--limit", "2"},
 			"revenue-dashboard@2026-03-02T11:00:00Z ticker@2026-03-02T10:20:00Z"},
 		{"default 24h", nil,
-			"revenue-dashboard@2026-03-02T11:00:00Z ticker@2026-03-02T10:20:00Z nightly@2026-03-02T10:14:30Z+manual ticker@2026-03-02T10:10:00Z " +
-				"ticker@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T09:00:00Z"},
+			"revenue-dashboard@2026-03-02T11:00:00Z ticker@2026-03-02T10:20:00Z project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:14:45.500Z+manual nightly@2026-03-02T10:14:30Z+manual " +
+				"project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:12:00.250Z+manual ticker@2026-03-02T10:10:00Z ticker@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T10:00:00Z revenue-dashboard@2026-03-02T09:00:00Z"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := slotsOfRecords(historyJSONOf(t, dbPath, tc.args...)); got != tc.want {

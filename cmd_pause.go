@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hexcron/planner"
+	"hexcron/scheduler"
 	"hexcron/state"
 )
 
@@ -207,7 +208,9 @@ func knownSchedule(ctx context.Context, db pauseStore, conf *planner.Config, nam
 	}
 	known := map[string]bool{}
 	for n := range last {
-		known[n] = true
+		if !strings.HasPrefix(n, scheduler.ProjectLabel("")) { // a gateway request for a project is no schedule
+			known[n] = true
+		}
 	}
 	for n := range next {
 		known[n] = true

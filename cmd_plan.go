@@ -31,7 +31,9 @@ firing inside its window where the trigger budget admits it: the same rules, res
 min_spacing and skew margin as the daemon's admission (a trigger counts in its rules'
 windows until 2s after Hex answers). With --db, the attempts already in that
 database's ledger (the daemon's, hexcron trigger's) count too, those still in flight
-until they can no longer be; without it the ledger is taken as empty.
+until they can no longer be, and so do the trigger gateway's requests queued there
+(planned as the daemon plans them: by their client's priority, until their deadline);
+without it the ledger is taken as empty.
 
 The horizon is at most 366 days, and a plan at most 200000 firings: a plan that would
 hold more stops at the last whole day that fits, says so, and exits 1.
@@ -83,12 +85,13 @@ Flags:
 	}
 	printWarnings(e, cfg.Warnings, *verbose)
 	var past []budget.Attempt
+	var queued []planner.Firing
 	if *dbPath != "" {
-		if past, err = ledgerAttempts(context.Background(), *dbPath, cfg, start); err != nil {
+		if past, queued, err = ledgerAttempts(context.Background(), *dbPath, cfg, start); err != nil {
 			return fail(e.stderr, "plan", err)
 		}
 	}
-	res := planner.Plan(cfg, planner.Input{From: start, Horizon: *horizon, Past: past})
+	res := planner.Plan(cfg, planner.Input{From: start, Horizon: *horizon, Past: past, Extra: queued})
 	if *asJSON {
 		err = planner.WriteJSON(e.stdout, res)
 	} else {
@@ -110,16 +113,21 @@ Flags:
 }
 
 // ledgerAttempts reads, from the database at path (read-only, never created), the
-// ledger's attempts that admission at from could still count.
-func ledgerAttempts(ctx context.Context, path string, cfg *planner.Config, from time.Time) ([]budget.Attempt, error) {
+// ledger's attempts that admission at from could still count, and the gateway
+// requests queued there (their demand is planned like the daemon plans it).
+func ledgerAttempts(ctx context.Context, path string, cfg *planner.Config, from time.Time) ([]budget.Attempt, []planner.Firing, error) {
 	db, err := openDB(ctx, path, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer db.Close()
 	rows, err := db.Attempts(ctx, cfg.Budget.Trigger().Since(from))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return scheduler.BudgetAttempts(rows), nil
+	queued, err := scheduler.QueuedFirings(ctx, db, cfg, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scheduler.BudgetAttempts(rows), queued, nil
 }

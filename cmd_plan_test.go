@@ -170,3 +170,49 @@ schedules:
 		t.Error("plan --db changed the database")
 	}
 }
+
+// TestPlanCountsQueuedGatewayRequests: with --db the trigger gateway's requests queued
+// in the database are planned like the daemon plans them; those past their deadline
+// are not.
+func TestPlanCountsQueuedGatewayRequests(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "gw.yaml")
+	if err := os.WriteFile(config, []byte(`budget:
+  triggers:
+    - {limit: 3, per: 1h}
+schedules:
+  - {name: a, project: 5a8591dd-4039-49df-9202-96385ba3eff8, cron: "0 * * * *", window: 10m}
+  - {name: b, project: 9b2f4c1e-7a3d-4e8b-9c0f-1d2e3f4a5b6c, cron: "0 * * * *", window: 10m}
+gateway:
+  listen: 127.0.0.1:8470
+  clients:
+    - {name: ci, token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, projects: [0f1e2d3c-4b5a-4789-8abc-def012345678], priority: -1}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dbPath := filepath.Join(dir, "hexcron.db")
+	db, err := state.Open(ctx, dbPath, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, _ := time.Parse(time.RFC3339, planFrom)
+	const project = "0f1e2d3c-4b5a-4789-8abc-def012345678"
+	for i, deadline := range []time.Duration{30 * time.Minute, 40 * time.Minute, -time.Minute} {
+		at := from.Add(-5*time.Minute + time.Duration(i)*time.Second)
+		sub := state.Submission{Slot: state.Slot{Key: fmt.Sprintf("project:%s@%s+manual", project, at.Format("2006-01-02T15:04:05.000Z")),
+			Schedule: "project:" + project, Nominal: at, Kind: state.KindManual, Project: project, Client: "ci", Deadline: from.Add(deadline)},
+			Key: fmt.Sprint("k", i), Hash: "h", Body: "{}", Expires: at.Add(24 * time.Hour)}
+		if _, err := db.Submit(ctx, sub, at, at.Add(-time.Hour), func([]time.Time) time.Duration { return 0 }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	code, out, errOut := runCLI(t, "plan", "--config", config, "--from", planFrom, "--horizon", "1h", "--db", dbPath)
+	if code != exitUnplaced {
+		t.Fatalf("two queued requests and two schedules under 3/1h: exit %d, want %d\n%s%s", code, exitUnplaced, out, errOut)
+	}
+	if !strings.Contains(out, "FAIL: 1 of 4 firings") || !strings.Contains(out, "project:"+project) {
+		t.Errorf("the plan does not count the two queued requests (the third is past its deadline):\n%s", out)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"hexcron/clock"
+	"hexcron/gateway"
 	"hexcron/hexclient"
 	"hexcron/hexclient/hexsim"
 	"hexcron/planner"
@@ -166,7 +167,22 @@ func loadConfig(path string) (*planner.Config, error) {
 }
 
 func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-chan struct{}) error {
-	conf, err := loadConfig(f.config)
+	// The gateway's client token files are read at start and at every reload; their
+	// tokens only join the Hex client's redactor (they are kept as SHA-256 digests).
+	var gwSecrets gatewaySecrets
+	load := func() (*planner.Config, error) {
+		conf, err := loadConfig(f.config)
+		if err != nil {
+			return nil, err
+		}
+		tokens, err := resolveGatewayTokens(conf)
+		if err != nil {
+			return nil, &configError{err}
+		}
+		gwSecrets.add(tokens)
+		return conf, nil
+	}
+	conf, err := load()
 	if err != nil {
 		return err
 	}
@@ -247,10 +263,14 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	if f.metricsAddr != "" {
 		metrics = scheduler.NewMetrics(versionString())
 	}
+	var gwStore scheduler.GatewayStore
+	if conf.Gateway != nil {
+		gwStore = db
+	}
 	// term builds the daemon of one term of leadership, under tenure.
 	term := func(tenure *scheduler.Tenure) (*scheduler.Daemon, error) {
 		hcfg := hexclient.Config{BaseURL: baseURL, Token: token, Version: versionString(), Clock: clk, Logger: log,
-			Ledger: scheduler.Ledger{DB: db, Tenure: tenure}, Secrets: dbSecrets(db)}
+			Ledger: scheduler.Ledger{DB: db, Tenure: tenure}, Secrets: append(dbSecrets(db), gwSecrets.all()...)}
 		if metrics != nil {
 			hcfg.Observer = metrics
 		}
@@ -258,6 +278,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		if err != nil {
 			return nil, err
 		}
+		gwSecrets.follow(hc.Redactor())
 		metrics.SetClientStats(hc.Stats)
 		return scheduler.New(scheduler.Config{
 			Clock:    clk,
@@ -266,11 +287,12 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 			Hex:      hc,
 			Notifier: scheduler.SystemdNotifier{},
 			Metrics:  metrics,
-			Load:     func() (*planner.Config, error) { return loadConfig(f.config) },
+			Load:     load,
 			Horizon:  f.horizon,
 			Tenure:   tenure,
 			Version:  versionString(),
 			Shared:   shared,
+			Gateway:  gwStore,
 		})
 	}
 	var current atomic.Pointer[scheduler.Daemon] // the daemon of the term in force; nil while standing by
@@ -291,6 +313,25 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 			return err
 		}
 		current.Store(d)
+	}
+	if conf.Gateway != nil {
+		ln, err := listenGateway(conf.Gateway)
+		if err != nil {
+			return err
+		}
+		// The gateway answers through the daemon of the term in force; a standby
+		// answers 503 (see gatewayBackend).
+		gw := gateway.New(gateway.Config{Backend: &gatewayBackend{daemon: current.Load, conf: conf, clients: gatewayClients(conf)}, Observer: metrics, Logger: log})
+		// Shut down with the daemon: its stop answers the calls still waiting.
+		gctx, stopGW := context.WithCancel(ctx)
+		served := make(chan struct{})
+		defer func() { stopGW(); <-served }()
+		go func() { defer close(served); serveGateway(gctx, ln, gw, 15*time.Second, log) }()
+		scheme := "http"
+		if conf.Gateway.TLS != nil {
+			scheme = "https"
+		}
+		log.Info("serving the trigger gateway", "addr", ln.Addr().String(), "scheme", scheme, "clients", len(conf.Gateway.Clients))
 	}
 	if metrics != nil {
 		// Every series at its value before the first scrape (the daemon repeats this

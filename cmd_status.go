@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,6 +43,11 @@ file would do against the ledger and runs of the running daemon (schedules it re
 marked "(removed)", next firings planned with the budget already used); "hexcron next"
 with the same flags lists the coming firings. Nothing is written.
 
+Per gateway client (the config's, and any with requests in the last 24h): requests in
+the last hour against its max_per_hour, requests queued (waiting for room) and runs
+going, and its latest request. A gateway request for a Hex project (not a schedule) is
+shown there, not as a schedule. Queued gateway requests count in the next firings.
+
 The last line names the leader: the daemon that holds the database's lease and
 triggers the schedules, its host and pid, and since when (with PostgreSQL, the other
 daemons stand by).
@@ -51,6 +59,8 @@ one object (times RFC 3339 in UTC, null when unset):
    "next": RFC3339 or null, "paused": {"since", "until" (null: until resumed),
    "by", "reason"} or null}],
    "budget": [{"rule": "60/1h", "used", "limit" (limit minus reserve), "reserve"}],
+   "clients": [{"name", "max_per_hour" (0: none), "last_hour", "queued", "in_flight",
+   "last": RUN or null}],
    "leader": {"epoch", "live" (its lease has not lapsed), "host", "pid", "since",
    "expires"} (host to expires null when nobody leads)}
   where RUN is {"slot", "kind", "state", "nominal", "triggered", "elapsed_seconds",
@@ -69,6 +79,7 @@ type statusReport struct {
 	Source    string // where the schedules come from, for the header
 	Schedules []scheduleStatus
 	Budget    []ruleUse
+	Clients   []clientStatus
 	Leader    leaderStatus
 }
 
@@ -77,6 +88,16 @@ type leaderStatus struct {
 	Lease state.Lease
 	Owner *state.Owner // the leader's registration; nil when unknown or nobody leads
 	Live  bool         // the lease has not expired (by the database's clock)
+}
+
+// clientStatus is one gateway client's line.
+type clientStatus struct {
+	Name       string
+	MaxPerHour int // 0: none (or not in the config)
+	LastHour   int // requests in the last hour, skipped ones excepted (what max_per_hour counts)
+	Queued     int // planned: waiting for room
+	InFlight   int // triggering, triggered or running
+	Last       *state.Slot
 }
 
 type scheduleStatus struct {
@@ -186,13 +207,13 @@ func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time
 	}
 	var extra []string
 	for n := range last {
-		if !known[n] {
+		if !known[n] && !strings.HasPrefix(n, "project:") {
 			extra, known[n] = append(extra, n), true
 		}
 	}
 	if conf == nil {
 		for n := range next {
-			if !known[n] {
+			if !known[n] && !strings.HasPrefix(n, "project:") {
 				extra, known[n] = append(extra, n), true
 			}
 		}
@@ -236,12 +257,64 @@ func buildStatus(ctx context.Context, db stateDB, conf *planner.Config, now time
 	for i, r := range rules {
 		rep.Budget = append(rep.Budget, ruleUse{Rule: r, Used: used[i]})
 	}
+	if rep.Clients, err = clientsStatus(ctx, db, conf, now); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
+// clientsStatus is the gateway clients' lines: the config's clients, then any other
+// with requests in the last 24h.
+func clientsStatus(ctx context.Context, db stateDB, conf *planner.Config, now time.Time) ([]clientStatus, error) {
+	reqs, err := db.History(ctx, state.Filter{Gateway: true, Since: now.Add(-24 * time.Hour)}) // newest first
+	if err != nil {
+		return nil, err
+	}
+	var out []clientStatus
+	at := map[string]int{}
+	add := func(name string, max int) {
+		if _, ok := at[name]; !ok {
+			at[name] = len(out)
+			out = append(out, clientStatus{Name: name, MaxPerHour: max})
+		}
+	}
+	if conf != nil && conf.Gateway != nil {
+		for _, c := range conf.Gateway.Clients {
+			add(c.Name, c.MaxPerHour)
+		}
+	}
+	var others []string
+	for _, r := range reqs {
+		if _, ok := at[r.Client]; !ok && !slices.Contains(others, r.Client) {
+			others = append(others, r.Client)
+		}
+	}
+	sort.Strings(others)
+	for _, n := range others {
+		add(n, 0)
+	}
+	for i := range reqs {
+		r := &reqs[i]
+		c := &out[at[r.Client]]
+		if c.Last == nil {
+			c.Last = r
+		}
+		if r.State != state.StateSkipped && r.Nominal.After(now.Add(-time.Hour)) {
+			c.LastHour++
+		}
+		switch r.State {
+		case state.StatePlanned:
+			c.Queued++
+		case state.StateTriggering, state.StateTriggered, state.StateRunning:
+			c.InFlight++
+		}
+	}
+	return out, nil
+}
+
 // plannedNext is each schedule's next firing as the daemon plans it
-// (scheduler.NextFirings over statusHorizon), leaving out the firings a pause in
-// pauses will skip.
+// (scheduler.NextFirings over statusHorizon, queued gateway requests counted), leaving
+// out the firings a pause in pauses will skip.
 func plannedNext(ctx context.Context, db stateDB, conf *planner.Config, now time.Time, pauses map[string]state.Pause) (map[string]scheduleStatus, error) {
 	next, err := scheduler.NextFirings(ctx, db, conf, now, statusHorizon, func(f planner.Firing) bool {
 		p, ok := pauses[f.Schedule]
@@ -379,6 +452,25 @@ func writeStatusTable(w io.Writer, rep *statusReport, wide bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(rep.Clients) > 0 {
+		fmt.Fprintf(w, "\nGateway clients:\n")
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "  CLIENT\tLAST HOUR\tQUEUED\tIN FLIGHT\tLAST REQUEST\tSTATE\tRUN\tREASON")
+		for _, c := range rep.Clients {
+			hour := strconv.Itoa(c.LastHour)
+			if c.MaxPerHour > 0 {
+				hour += fmt.Sprintf(" of %d", c.MaxPerHour)
+			}
+			last, st, run, reason := "-", "no request in 24h", "-", "-"
+			if l := c.Last; l != nil {
+				last, st, run, reason = fmtTime(l.Nominal, rep.Loc)+" "+l.Schedule+state.MatrixSuffix(l.Matrix), string(l.State), dash(l.RunID), oneLine(l.Reason)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", c.Name, hour, c.Queued, c.InFlight, last, st, run, reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	_, err := fmt.Fprintf(w, "\nLeader (the daemon that triggers schedules): %s\n", leaderLine(rep))
 	return err
 }
@@ -452,6 +544,7 @@ type statusJSON struct {
 	Now       *string              `json:"now"`
 	Schedules []scheduleStatusJSON `json:"schedules"`
 	Budget    []budgetJSON         `json:"budget"`
+	Clients   []clientJSON         `json:"clients"`
 	Leader    leaderJSON           `json:"leader"`
 }
 
@@ -462,6 +555,15 @@ type leaderJSON struct {
 	PID     *int    `json:"pid"`
 	Since   *string `json:"since"`
 	Expires *string `json:"expires"`
+}
+
+type clientJSON struct {
+	Name       string       `json:"name"`
+	MaxPerHour int          `json:"max_per_hour"`
+	LastHour   int          `json:"last_hour"`
+	Queued     int          `json:"queued"`
+	InFlight   int          `json:"in_flight"`
+	Last       *lastRunJSON `json:"last"`
 }
 
 type scheduleStatusJSON struct {
@@ -507,7 +609,15 @@ func runJSON(l state.Slot, now time.Time) lastRunJSON {
 }
 
 func writeStatusJSON(w io.Writer, rep *statusReport) error {
-	out := statusJSON{Now: jsonTime(rep.Now), Schedules: []scheduleStatusJSON{}, Budget: []budgetJSON{}}
+	out := statusJSON{Now: jsonTime(rep.Now), Schedules: []scheduleStatusJSON{}, Budget: []budgetJSON{}, Clients: []clientJSON{}}
+	for _, c := range rep.Clients {
+		j := clientJSON{Name: c.Name, MaxPerHour: c.MaxPerHour, LastHour: c.LastHour, Queued: c.Queued, InFlight: c.InFlight}
+		if c.Last != nil {
+			r := runJSON(*c.Last, rep.Now)
+			j.Last = &r
+		}
+		out.Clients = append(out.Clients, j)
+	}
 	for _, s := range rep.Schedules {
 		j := scheduleStatusJSON{Name: s.Name, Removed: s.Removed, InFlight: []lastRunJSON{}, Next: jsonTime(s.NextPlanned)}
 		if l := s.Last; l != nil {

@@ -132,6 +132,26 @@ func fillFixtureDB(t *testing.T) string {
 	must(db.Transition(ctx, manual, state.StateTriggered, state.Update{At: at("10:14:31"),
 		RunID: nightlyRun, RunURL: runURL(nightly, nightlyRun), Triggered: at("10:14:30")}))
 
+	// ci, a gateway client: a run of the revenue project asked at 10:12 (completed), and
+	// one asked at 10:14:45 still queued for want of room (kept with its key).
+	noQuota := func([]time.Time) time.Duration { return 0 }
+	const ciRun = "3c2b1a00-9e8d-4c7b-a6f5-e4d3c2b10050"
+	asked := state.Submission{Slot: state.Slot{Key: "project:" + revenue + "@2026-03-02T10:12:00.250Z+manual", Schedule: "project:" + revenue,
+		Nominal: at("10:12:00.250"), Planned: at("10:12:01"), Kind: state.KindManual, Project: revenue, Client: "ci", Deadline: at("10:13:00.250")},
+		Key: "build-41", Hash: "h41", Body: `{}`, Expires: at("10:12:00.250").Add(24 * time.Hour)}
+	_, err = db.Submit(ctx, asked, at("10:12:00.250"), at("09:12:00.250"), noQuota)
+	must(err)
+	admit(asked.Slot.Key, at("10:12:01"), at("10:12:01.300"))
+	must(db.Transition(ctx, asked.Slot.Key, state.StateTriggered, state.Update{At: at("10:12:01.300"),
+		RunID: ciRun, RunURL: runURL(revenue, ciRun), Triggered: at("10:12:01")}))
+	must(db.Transition(ctx, asked.Slot.Key, state.StateCompleted, state.Update{At: at("10:13:30"),
+		Reason: "hex status COMPLETED", Started: at("10:12:02"), Ended: at("10:13:25"), Elapsed: 83 * time.Second}))
+	queued := state.Submission{Slot: state.Slot{Key: "project:" + revenue + "@2026-03-02T10:14:45.500Z+manual", Schedule: "project:" + revenue,
+		Nominal: at("10:14:45.500"), Planned: at("10:14:45.500"), Kind: state.KindManual, Project: revenue, Client: "ci", Deadline: at("12:14:45.500")},
+		Key: "build-42", Hash: "h42", Body: `{}`, Expires: at("10:14:45.500").Add(24 * time.Hour)}
+	_, err = db.Submit(ctx, queued, at("10:14:45.500"), at("09:14:45.500"), noQuota)
+	must(err)
+
 	// old-report: removed from the config since; its last slot was missed while down.
 	must(db.SkipSlot(ctx, state.Slot{Key: "old-report@2026-03-01T08:00:00Z"},
 		"missed while down: older than catchup 1h", at("08:00:00").AddDate(0, 0, -1).Add(3*time.Hour)))
@@ -249,6 +269,14 @@ func TestStatusJSONFields(t *testing.T) {
 			Limit   int    `json:"limit"`
 			Reserve int    `json:"reserve"`
 		} `json:"budget"`
+		Clients []struct {
+			Name       string `json:"name"`
+			MaxPerHour int    `json:"max_per_hour"`
+			LastHour   int    `json:"last_hour"`
+			Queued     int    `json:"queued"`
+			InFlight   int    `json:"in_flight"`
+			Last       *last  `json:"last"`
+		} `json:"clients"`
 		Leader struct {
 			Epoch   int64   `json:"epoch"`
 			Live    bool    `json:"live"`
@@ -361,10 +389,23 @@ func TestStatusJSONFields(t *testing.T) {
 		if old.Next != nil {
 			t.Errorf("old-report (not in the config) next = %s", *old.Next)
 		}
-		// Sent in (10:14, 10:15]: 10:14:30. In (09:15, 10:15]: 09:20, 10:00:07, 10:00:12, 10:05:01, 10:10:02, 10:14:30.
+		// Sent in (10:14, 10:15]: 10:14:30. In (09:15, 10:15]: 09:20, 10:00:07, 10:00:12, 10:05:01, 10:10:02,
+		// 10:12:01 (client ci's request), 10:14:30.
 		if len(d.Budget) != 2 || d.Budget[0].Rule != "20/1m" || d.Budget[0].Used != 1 || d.Budget[0].Limit != 20 ||
-			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 6 || d.Budget[1].Limit != 50 || d.Budget[1].Reserve != 10 {
+			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 7 || d.Budget[1].Limit != 50 || d.Budget[1].Reserve != 10 {
 			t.Errorf("budget = %+v", d.Budget)
+		}
+		// The gateway's clients, in config order: ci asked twice in the hour (one queued).
+		if len(d.Clients) != 2 || d.Clients[0].Name != "ci" || d.Clients[0].MaxPerHour != 10 || d.Clients[0].LastHour != 2 ||
+			d.Clients[0].Queued != 1 || d.Clients[0].InFlight != 0 || d.Clients[0].Last == nil ||
+			d.Clients[0].Last.Slot != "project:5a8591dd-4039-49df-9202-96385ba3eff8@2026-03-02T10:14:45.500Z+manual" || d.Clients[0].Last.State != "planned" ||
+			d.Clients[1].Name != "analysts" || d.Clients[1].LastHour != 0 || d.Clients[1].Last != nil {
+			t.Errorf("clients = %+v", d.Clients)
+		}
+		for _, s := range d.Schedules {
+			if strings.HasPrefix(s.Name, "project:") {
+				t.Errorf("a gateway request for a project is listed as a schedule: %s", s.Name)
+			}
 		}
 	})
 
@@ -395,8 +436,12 @@ func TestStatusJSONFields(t *testing.T) {
 			}
 		}
 		if len(d.Budget) != 2 || d.Budget[0].Rule != "20/1m" || d.Budget[0].Used != 1 ||
-			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 6 || d.Budget[1].Limit != 60 {
+			d.Budget[1].Rule != "60/1h" || d.Budget[1].Used != 7 || d.Budget[1].Limit != 60 {
 			t.Errorf("default rules budget = %+v", d.Budget)
+		}
+		// Without a config, the clients the database knows.
+		if len(d.Clients) != 1 || d.Clients[0].Name != "ci" || d.Clients[0].MaxPerHour != 0 || d.Clients[0].LastHour != 2 {
+			t.Errorf("clients = %+v", d.Clients)
 		}
 	})
 }

@@ -20,6 +20,8 @@ import (
 )
 
 const triggerUsage = `Usage: hexcron trigger NAME [--config FILE] [--db FILE] [--param k=v ...] [--wait] [--timeout D]
+       hexcron trigger --gateway URL --token-file FILE (NAME | --project ID) [--param k=v ...]
+                       [--wait] [--timeout D] [--idempotency-key K] [--retry-for D]
 
 Run schedule NAME once, now, through the same trigger budget and database as the
 daemon: the run is recorded as the slot NAME@<now UTC>+manual (kind manual), the
@@ -38,8 +40,23 @@ matrix needs one --param per matrix key to pick the combination to run.
 The Hex token comes from $CREDENTIALS_DIRECTORY/hex-token, else $HEX_API_TOKEN, else
 the config's hex.token_file.
 
+With --gateway it asks a running daemon's trigger gateway for the run instead (no
+config, database or Hex token here: CI jobs use this). URL is https://HOST:PORT,
+http://127.0.0.1:PORT (plain HTTP only to loopback) or unix:/path/to/gateway.sock;
+--token-file holds this client's gateway token. NAME runs the configured schedule (its
+params, matrix value, timeout and overlap policy; --param overrides them, read as JSON
+where the schedule's param is not a string); --project ID runs a Hex project as Hex's
+own API would, with --param values as inputParams (read as JSON when they are, like 10,
+true or {"a":1}; else text). The request carries an Idempotency-Key: --idempotency-key,
+else one made from the CI job's id ($GITHUB_RUN_ID, $GITHUB_RUN_ATTEMPT and $GITHUB_JOB
+in GitHub Actions, $CI_JOB_ID in GitLab) and the request, so that a step retried in the
+same job gets the same run. A 429 or 503 is retried after its Retry-After, with the same
+key, until --retry-for has passed; a lost connection is retried only with a key.
+--wait polls the run's status at the gateway (the daemon's tracking, no Hex read).
+
 Exit codes: 0 triggered (with --wait: COMPLETED), 1 not triggered or the run did not
-complete, 2 usage.
+complete, 2 usage, 75 (--gateway) the gateway still answered 429 or 503 when
+--retry-for ran out (EX_TEMPFAIL: try again later).
 
 Flags:
 `
@@ -75,6 +92,10 @@ type triggerFlags struct {
 	params     paramFlag
 	wait       bool
 	timeout    time.Duration
+
+	// --gateway mode
+	gateway, tokenFile, project, key string
+	retryFor                         time.Duration
 }
 
 func cmdTrigger(e *env, args []string) int {
@@ -91,10 +112,26 @@ func runTrigger(ctx context.Context, e *env, args []string, clk clock.Clock, pol
 	fs.StringVar(&f.db, "db", "", "database: a SQLite file, or a postgres:// URL (default: the config's state.url, else $STATE_DIRECTORY/hexcron.db, else ./hexcron.db)")
 	fs.Var(&f.params, "param", "input param `k=v` overriding the schedule's (repeatable)")
 	fs.BoolVar(&f.wait, "wait", false, "wait until the run ends; exit 0 only if it COMPLETED")
-	fs.DurationVar(&f.timeout, "timeout", 0, "with --wait: stop waiting after this long (default: the schedule's timeout); the run is not cancelled")
+	fs.DurationVar(&f.timeout, "timeout", 0, "with --wait: stop waiting after this long (default: the schedule's timeout; with --gateway: none); the run is not cancelled")
+	fs.StringVar(&f.gateway, "gateway", "", "ask this trigger gateway (https://HOST:PORT, http://127.0.0.1:PORT or unix:PATH) instead of Hex")
+	fs.StringVar(&f.tokenFile, "token-file", "", "with --gateway: the file holding this client's gateway token")
+	fs.StringVar(&f.project, "project", "", "with --gateway: run this Hex project `ID` instead of a schedule")
+	fs.StringVar(&f.key, "idempotency-key", "", "with --gateway: the request's Idempotency-Key (default: from the CI job id, when there is one)")
+	fs.DurationVar(&f.retryFor, "retry-for", 15*time.Minute, "with --gateway: keep retrying 429 and 503 answers this long, then exit 75")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
+	}
+	if f.gateway != "" {
+		if f.config != "" || f.db != "" {
+			fmt.Fprintln(e.stderr, "hexcron trigger: --gateway asks the daemon's gateway: --config and --db do not apply")
+			return exitUsage
+		}
+		return runGatewayTrigger(ctx, e, f, pos, clk, poll)
+	}
+	if f.tokenFile != "" || f.project != "" || f.key != "" {
+		fmt.Fprintln(e.stderr, "hexcron trigger: --token-file, --project and --idempotency-key go with --gateway URL")
+		return exitUsage
 	}
 	switch {
 	case len(pos) == 0:

@@ -49,6 +49,7 @@ type Config struct {
 	State     State          // where the database is and what it keeps
 	Location  *time.Location // defaults.timezone (UTC when absent): plan hours are shown in it
 	Schedules []Schedule     // in file order
+	Gateway   *Gateway       // the trigger gateway; nil when the file has no gateway section
 	Warnings  []Problem      // things that are allowed but probably not meant
 }
 

@@ -36,7 +36,7 @@ const maxNodes = 1_000_000
 // Keys accepted in each mapping; schedule keys may also be set under defaults except
 // these.
 var (
-	topKeys        = []string{"hex", "budget", "state", "defaults", "schedules"}
+	topKeys        = []string{"hex", "budget", "state", "defaults", "schedules", "gateway"}
 	stateKeys      = []string{"url", "retention"}
 	hexKeys        = []string{"base_url", "token_file"}
 	budgetKeys     = []string{"triggers", "reads", "min_spacing", "max_running"}
@@ -159,6 +159,7 @@ func (d *decoder) parse(data []byte) *Config {
 	}
 	var defaults rawSched
 	var raws []rawSched
+	var gateway *yaml.Node
 	for _, e := range d.fields(root, "", topKeys) {
 		switch e.key {
 		case "hex":
@@ -171,12 +172,17 @@ func (d *decoder) parse(data []byte) *Config {
 			defaults = d.sched(e.v, "defaults", defaultKeys)
 		case "schedules":
 			raws = d.schedules(e.v)
+		case "gateway":
+			gateway = e.v
 		}
 	}
 	if defaults.tz.set {
 		cfg.Location = defaults.loc
 	}
 	d.build(cfg, &defaults, raws)
+	if gateway != nil {
+		d.gateway(gateway, cfg)
+	}
 	return cfg
 }
 

@@ -61,6 +61,9 @@ type Config struct {
 	//     stopped;
 	//   - an unreachable database is an outage the daemon rides out (outage.go).
 	Shared bool
+	// Gateway is the database of the trigger gateway's requests (see Submit); nil
+	// turns the gateway's path off.
+	Gateway GatewayStore
 }
 
 // Daemon is the scheduling loop. Run it once.
@@ -91,6 +94,7 @@ type Daemon struct {
 
 	stopPreflight context.CancelFunc // cancels the running preflight (see projecthold.go)
 	endTerm       context.CancelFunc // cancels Run's context (see yield)
+	gw            *gatewayState      // the gateway's requests (see submit.go); nil without one
 
 	flow        Trigger           // the trigger-and-record flow
 	planReasons map[string]string // slot -> why it is planned where it is (shifted), until triggered
@@ -159,6 +163,7 @@ func New(cfg Config) (*Daemon, error) {
 		held:        map[string]planner.Firing{},
 		events:      make(chan event, 64),
 		pollWake:    make(chan struct{}, 1),
+		gw:          newGatewayState(cfg.Gateway),
 	}
 	d.flow = Trigger{Store: cfg.Store, Hex: cfg.Hex, Clock: cfg.Clock, Logger: d.log, Local: d.local}
 	return d, nil
@@ -220,6 +225,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	if err := d.restoreQueued(ctx, lastAlive, now); err != nil {
 		return fmt.Errorf("catch up: %w", err)
+	}
+	if err := d.restoreGateway(ctx, now); err != nil {
+		return fmt.Errorf("restore gateway requests: %w", err)
 	}
 	// Only now that every missed slot has a row: a process killed before this point
 	// leaves the old heartbeat, and the next start catches up the same downtime.
@@ -302,6 +310,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			d.reload(ctx)
 		case ev := <-d.events:
 			d.handle(ctx, trigCtx, ev)
+		case a := <-d.gwAsks():
+			d.serveAsks(ctx, trigCtx, a)
 		case <-d.tenureLost():
 			d.fence(d.cfg.Tenure.Err())
 		case <-t.C():
@@ -349,6 +359,7 @@ func (d *Daemon) yield(stopTriggers context.CancelFunc) error {
 		d.handle(ctx, nil, <-d.events)
 	}
 	d.wg.Wait()
+	d.closeGateway("this hexcron daemon no longer leads its database") // the calls whose trigger was under way
 	d.releaseTenure(ctx)
 	return fmt.Errorf("scheduler: %w", d.cfg.Tenure.Err())
 }
@@ -372,6 +383,7 @@ func (d *Daemon) Healthy() error {
 func (d *Daemon) shutdown(trigCtx context.Context, stopTriggers context.CancelFunc) error {
 	d.cfg.Notifier.Notify("STOPPING=1")
 	d.stopping = true
+	d.closeGateway("hexcron is stopping")
 	if d.stopPreflight != nil {
 		d.stopPreflight()
 	}
@@ -390,6 +402,7 @@ func (d *Daemon) shutdown(trigCtx context.Context, stopTriggers context.CancelFu
 		}
 	}
 	d.wg.Wait()
+	d.closeGateway("hexcron is stopping")
 	for _, f := range sortedFirings(d.queued) {
 		d.log.Info("queued firing left planned at stop", keySchedule, f.Schedule, keySlot, f.Slot,
 			keyReason, "the next start queues it again if it is back within the schedule's catchup")
@@ -423,7 +436,7 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 		}
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Slot < extra[j].Slot })
-	res := planner.Plan(conf, planner.Input{
+	res := d.planGateway(ctx, conf, planner.Input{
 		From:        now,
 		Horizon:     d.cfg.Horizon,
 		Past:        past,
@@ -444,7 +457,7 @@ func (d *Daemon) replan(ctx context.Context, now time.Time) {
 			}
 			return handled[slot]
 		},
-	})
+	}, now)
 	d.plan = res.Firings
 	d.logReplan(conf, res, past, now)
 }
@@ -458,7 +471,9 @@ func (d *Daemon) logReplan(conf *planner.Config, res *planner.Result, past []bud
 	var fresh []planner.Unplaced
 	for _, u := range res.Unplaced {
 		if _, seen := d.unplaced[u.Firing.Slot]; !seen {
-			fresh = append(fresh, u)
+			if !d.isGateway(u.Firing.Slot) { // a gateway request's call is answered instead
+				fresh = append(fresh, u)
+			}
 			d.log.Debug("cannot place firing under the caps", keySchedule, u.Firing.Schedule, keySlot, u.Firing.Slot,
 				keyReason, u.Reason, "competing", strings.Join(u.Competing, ","))
 		}
@@ -625,6 +640,9 @@ func (d *Daemon) dispatch(ctx, trigCtx context.Context, f planner.Firing, now ti
 	if _, ok := d.inflight[f.Slot]; ok {
 		return
 	}
+	if d.dispatchGateway(ctx, trigCtx, f, now) {
+		return
+	}
 	// A firing held by max_running comes back at every wake: its decisions were logged
 	// the first time.
 	_, wasHeld := d.held[f.Slot]
@@ -744,6 +762,9 @@ func (d *Daemon) replace(ctx context.Context, project string, r state.Slot, by p
 // trigger records f's row and starts the trigger-and-record flow (Trigger) in a
 // goroutine; the outcome comes back to the loop as a triggerDone event.
 func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f planner.Firing, now time.Time) {
+	if d.triggerGateway(ctx, trigCtx, f, now) {
+		return
+	}
 	kind := state.KindScheduled
 	if _, ok := d.extra[f.Slot]; ok && f.Release.After(f.Nominal.Add(s.Window)) {
 		kind = state.KindCatchup
@@ -769,7 +790,9 @@ func (d *Daemon) trigger(ctx, trigCtx context.Context, s *planner.Schedule, f pl
 func (d *Daemon) handle(ctx, trigCtx context.Context, ev event) {
 	switch ev := ev.(type) {
 	case triggerDone:
-		if noRun := d.triggered(ctx, ev); noRun && !d.stopping {
+		noRun := d.triggered(ctx, ev)
+		d.gatewayDone(ctx, ev)
+		if noRun && !d.stopping {
 			// A firing queued behind this trigger waits for nothing now.
 			d.dequeue(ctx, trigCtx, seriesOf(ev.f), "previous trigger created no run")
 		}
@@ -925,6 +948,7 @@ func (d *Daemon) record(ctx context.Context, f planner.Firing, kind skipReason, 
 	}
 	d.cfg.Metrics.ObserveSkip(f.Schedule, kind)
 	d.log.Log(context.Background(), level, "skipped", keySchedule, f.Schedule, keySlot, f.Slot, keyReason, reason)
+	d.gatewaySkipped(f, kind, reason)
 }
 
 func (d *Daemon) wakePoller() {

@@ -43,6 +43,10 @@ func (d *Daemon) fence(err error) {
 	clear(d.held)
 	clear(d.queued)
 	d.cfg.Metrics.SetLeader(false)
+	if d.gw != nil {
+		clear(d.gw.firings)
+		d.closeGateway("this hexcron daemon no longer leads its database")
+	}
 	if d.cfg.Shared {
 		d.log.Error("this daemon lost the lease: another hexcron daemon took over (this one was paused, cut off or too slow "+
 			"to renew past its lease); it triggers nothing and stands by again", keyErr, err)

@@ -108,10 +108,13 @@ type Metrics struct {
 	reloadOK         prometheus.Gauge
 	leader           prometheus.Gauge
 	paused           prometheus.Gauge
+	gatewayRequests  *prometheus.CounterVec
+	gatewayQueued    prometheus.Gauge
 
 	mu        sync.Mutex
 	schedules map[string]bool      // the schedules with series: those of the config in force, and any an event named since
 	rules     map[string]bool      // the budget rules of the config in force
+	clients   map[string]bool      // the gateway clients with series
 	lastOK    map[string]time.Time // latest success per schedule, to keep the gauge monotonic
 	client    func() hexclient.Stats
 }
@@ -206,8 +209,17 @@ func NewMetrics(version string) *Metrics {
 			Name: "hexcron_paused_schedules",
 			Help: "Schedules of the config in force that are paused (hexcron pause) now; their firings are recorded skipped with reason paused.",
 		}),
+		gatewayRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hexcron_gateway_requests_total",
+			Help: "Requests the trigger gateway answered, by client (anonymous: no known token) and HTTP status code.",
+		}, []string{"client", "code"}),
+		gatewayQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hexcron_gateway_queued",
+			Help: "Gateway requests the daemon holds in its plan, waiting for room under the trigger caps (not yet being triggered).",
+		}),
 		schedules: map[string]bool{},
 		rules:     map[string]bool{},
+		clients:   map[string]bool{},
 		lastOK:    map[string]time.Time{},
 	}
 	m.reg.MustRegister(
@@ -216,6 +228,7 @@ func NewMetrics(version string) *Metrics {
 		m.buildInfo, m.triggers, m.skips, m.attempts, m.holds, m.runs, m.budgetUsed, m.budgetLimit,
 		m.lateness, m.nextFiring, m.loopAlive, m.triggersInFlight, m.runsInFlight,
 		m.rateLimited, m.reconciles, m.lastSuccess, m.interval, m.reloads, m.reloadOK, m.leader, m.paused,
+		m.gatewayRequests, m.gatewayQueued,
 		clientCollector{m},
 	)
 	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
@@ -296,6 +309,34 @@ func (m *Metrics) SetConfig(conf *planner.Config, now time.Time) {
 		}
 	}
 	m.rules = rules
+	m.setGatewayClients(conf.Gateway)
+}
+
+// GatewayCodes are the HTTP status codes the gateway answers with: its requests
+// counter has a series at zero for each, per client, from the first scrape.
+var GatewayCodes = []int{200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 502, 503}
+
+// setGatewayClients makes hexcron_gateway_requests_total follow the gateway's clients:
+// every client's series exist (at zero when new), anonymous's 401 among them; those of
+// clients no longer configured are deleted. m.mu is held.
+func (m *Metrics) setGatewayClients(g *planner.Gateway) {
+	keep := map[string]bool{}
+	if g != nil {
+		keep[planner.AnonymousClient] = true
+		m.gatewayRequests.WithLabelValues(planner.AnonymousClient, "401")
+		for _, c := range g.Clients {
+			keep[c.Name] = true
+			for _, code := range GatewayCodes {
+				m.gatewayRequests.WithLabelValues(c.Name, strconv.Itoa(code))
+			}
+		}
+	}
+	for name := range m.clients {
+		if !keep[name] {
+			m.gatewayRequests.DeletePartialMatch(prometheus.Labels{"client": name})
+		}
+	}
+	m.clients = keep
 }
 
 // ruleLabel names a trigger rule as "LIMIT/PER", e.g. "20/1m".
@@ -453,6 +494,27 @@ func (m *Metrics) Serve(ctx context.Context, ln net.Listener, health func() erro
 		return fmt.Errorf("serve metrics: %w", err)
 	}
 	return nil
+}
+
+// ObserveGatewayRequest counts one request the gateway answered: client is the
+// client's name (planner.AnonymousClient without a known token), code the HTTP status.
+// A code outside GatewayCodes, or a client not configured, still counts.
+func (m *Metrics) ObserveGatewayRequest(client string, code int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.clients[client] = true
+	m.mu.Unlock()
+	m.gatewayRequests.WithLabelValues(client, strconv.Itoa(code)).Inc()
+}
+
+// SetGatewayQueued records how many gateway requests wait in the daemon's plan.
+func (m *Metrics) SetGatewayQueued(n int) {
+	if m == nil {
+		return
+	}
+	m.gatewayQueued.Set(float64(n))
 }
 
 // ObserveTrigger counts one slot whose trigger ended, with its outcome (one of

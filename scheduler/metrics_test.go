@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -141,6 +142,67 @@ schedules:
   - {name: daily-report, project: 5a8591dd-4039-49df-9202-96385ba3eff8, cron: "0 6 * * *", timezone: UTC}
   - {name: hourly-sync, project: 9b2f4c1e-7a3d-4e8b-9c0f-1d2e3f4a5b6c, cron: "0 * * * *"}
 `
+
+// gatewaySection adds a gateway with clients ci and ops to twoSchedules.
+const gatewaySection = `gateway:
+  listen: 127.0.0.1:8470
+  clients:
+    - {name: ci, token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, schedules: [daily-report]}
+    - {name: ops, token_sha256: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752, projects: [5a8591dd-4039-49df-9202-96385ba3eff8]}
+`
+
+// TestGatewayRequestSeries: every configured client has a series at zero for every
+// code the gateway answers with, anonymous has its 401, a request counts by client and
+// code, and a reload that removes a client deletes its series.
+func TestGatewayRequestSeries(t *testing.T) {
+	m := NewMetrics("dev")
+	m.SetConfig(mustParse(t, twoSchedules), metricsT0)
+	if got := series(gather(t, m), "hexcron_gateway_requests_total"); len(got) != 0 {
+		t.Fatalf("without a gateway: %v", got)
+	}
+	m.SetConfig(mustParse(t, twoSchedules+gatewaySection), metricsT0)
+	fams := gather(t, m)
+	got := series(fams, "hexcron_gateway_requests_total")
+	if len(got) != 2*len(GatewayCodes)+1 {
+		t.Fatalf("%d series, want %d: %v", len(got), 2*len(GatewayCodes)+1, got)
+	}
+	for _, want := range []string{"client=anonymous,code=401", "client=ci,code=429", "client=ops,code=201", "client=ops,code=413"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no series %s in %v", want, got)
+		}
+	}
+	for _, mf := range fams["hexcron_gateway_requests_total"].GetMetric() {
+		if value(mf) != 0 {
+			t.Errorf("a series starts at %v", value(mf))
+		}
+	}
+	m.ObserveGatewayRequest("ci", 429)
+	m.ObserveGatewayRequest("ci", 429)
+	m.ObserveGatewayRequest("anonymous", 401)
+	for _, mf := range gather(t, m)["hexcron_gateway_requests_total"].GetMetric() {
+		l := mf.GetLabel()
+		want := 0.0
+		switch l[0].GetValue() + "/" + l[1].GetValue() {
+		case "ci/429":
+			want = 2
+		case "anonymous/401":
+			want = 1
+		}
+		if value(mf) != want {
+			t.Errorf("%s/%s = %v, want %v", l[0].GetValue(), l[1].GetValue(), value(mf), want)
+		}
+	}
+	m.SetConfig(mustParse(t, twoSchedules+strings.Replace(gatewaySection, "    - {name: ops", "    - {name: qa", 1)), metricsT0)
+	for _, s := range series(gather(t, m), "hexcron_gateway_requests_total") {
+		if strings.Contains(s, "client=ops") {
+			t.Fatalf("a removed client's series is left: %s", s)
+		}
+	}
+	m.SetGatewayQueued(3)
+	if v := value(gather(t, m)["hexcron_gateway_queued"].GetMetric()[0]); v != 3 {
+		t.Errorf("hexcron_gateway_queued = %v", v)
+	}
+}
 
 // metricsT0 is the instant the metrics tests compute intervals from.
 var metricsT0 = time.Date(2026, 11, 30, 11, 30, 0, 0, time.UTC)
@@ -599,7 +661,7 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 
 	m := NewMetrics("dev")
-	m.SetConfig(mustParse(t, twoSchedules), metricsT0)
+	m.SetConfig(mustParse(t, twoSchedules+gatewaySection), metricsT0)
 	m.SetLastSuccess("hourly-sync", metricsT0)
 	m.SetClientStats(func() hexclient.Stats { return hexclient.Stats{} })
 	fams := gather(t, m)

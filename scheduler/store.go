@@ -83,8 +83,14 @@ func PlanAhead(ctx context.Context, st PlanStore, conf *planner.Config, now time
 	if err != nil {
 		return nil, err
 	}
+	var queued []planner.Firing
+	if q, ok := st.(QueueStore); ok { // the gateway's queued requests take their places too
+		if queued, err = QueuedFirings(ctx, q, conf, now); err != nil {
+			return nil, err
+		}
+	}
 	return planner.Plan(conf, planner.Input{
-		From: now, Horizon: horizon, Past: past, OpenWindows: true,
+		From: now, Horizon: horizon, Past: past, OpenWindows: true, Extra: queued,
 		Skip: func(slot string) bool { return handled[slot] },
 	}), nil
 }

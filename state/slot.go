@@ -78,7 +78,7 @@ type Kind string
 const (
 	KindScheduled Kind = "scheduled" // a firing of the cron spec
 	KindCatchup   Kind = "catchup"   // a missed firing replayed after downtime
-	KindManual    Kind = "manual"    // `hexcron trigger`
+	KindManual    Kind = "manual"    // `hexcron trigger`, or a gateway request (Client set)
 )
 
 // Slot is one row of the slots table. Zero times mean "not yet".
@@ -121,6 +121,13 @@ type Slot struct {
 	// Adopted is true when its run was found in Hex's run list after an ambiguous
 	// attempt (or by recovery), rather than created by a 201.
 	Adopted bool
+	// Client is the gateway client whose request made the slot; "" for other slots.
+	Client string
+	// IdemKey is the gateway request's Idempotency-Key; "" without one.
+	IdemKey string
+	// Deadline is the last instant a gateway slot's trigger may be sent; zero for
+	// other slots (their schedule's window says it).
+	Deadline time.Time
 }
 
 // Update carries the fields a Transition sets besides the state. Zero fields leave the

@@ -14,19 +14,19 @@ import (
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
 	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, ''),
-	plan_reason, wait_reason, adopted FROM slots`
+	plan_reason, wait_reason, adopted, coalesce(client, ''), coalesce(idem_key, ''), deadline_ms FROM slots`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanSlot(r rowScanner) (Slot, error) {
 	var s Slot
 	var nominal, planned, created, updated int64
-	var lastAttempt, triggered, started, ended, elapsed, timeout sql.NullInt64
+	var lastAttempt, triggered, started, ended, elapsed, timeout, deadline sql.NullInt64
 	var matrix string
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &s.Kind, &planned, &s.State, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
 		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner,
-		&s.PlanReason, &s.WaitReason, &s.Adopted)
+		&s.PlanReason, &s.WaitReason, &s.Adopted, &s.Client, &s.IdemKey, &deadline)
 	if err != nil {
 		return Slot{}, err
 	}
@@ -36,6 +36,7 @@ func scanSlot(r rowScanner) (Slot, error) {
 	s.Nominal, s.Planned, s.Created, s.Updated = fromMS(nominal), fromMS(planned), fromMS(created), fromMS(updated)
 	s.LastAttempt, s.Triggered = fromNullMS(lastAttempt), fromNullMS(triggered)
 	s.Started, s.Ended = fromNullMS(started), fromNullMS(ended)
+	s.Deadline = fromNullMS(deadline)
 	if elapsed.Valid {
 		s.Elapsed = time.Duration(elapsed.Int64) * time.Millisecond
 	}
@@ -71,11 +72,11 @@ type execer interface {
 
 func insertSlot(ctx context.Context, x execer, s Slot, now time.Time) error {
 	_, err := x.ExecContext(ctx, `INSERT INTO slots (key, schedule, nominal_ms, matrix, kind, planned_ms,
-		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, plan_reason, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, plan_reason, client, idem_key, deadline_ms, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Key, s.Schedule, s.Nominal.UnixMilli(), matrixText(s.Matrix), string(s.Kind), s.Planned.UnixMilli(),
 		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), s.Project, nullDuration(s.Timeout),
-		nullString(s.Owner), s.PlanReason, now.UnixMilli(), now.UnixMilli())
+		nullString(s.Owner), s.PlanReason, nullString(s.Client), nullString(s.IdemKey), nullMS(s.Deadline), now.UnixMilli(), now.UnixMilli())
 	return err
 }
 
@@ -111,8 +112,8 @@ func complete(s Slot) (Slot, error) {
 // PlanSlot records a slot of the plan in state planned unless a row with its key
 // exists. A slot still planned gets its planned time and reason updated (re-planning on
 // reload; the reason says why it waits, "" when it does not), its plan reason (why it
-// is planned where it is) when given, and its project and timeout when given; a slot
-// past planned is left alone. Fields the caller leaves zero
+// is planned where it is) when given, and its project, timeout and deadline when
+// given; a slot past planned is left alone. Fields the caller leaves zero
 // are taken from the key (Schedule, Nominal, Matrix, Kind) or default (Planned =
 // Nominal). It reports whether the row was created.
 func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error) {
@@ -139,8 +140,10 @@ func (db *DB) PlanSlot(ctx context.Context, s Slot, now time.Time) (bool, error)
 		return false, classify("plan slot", db.path, err)
 	case state == StatePlanned:
 		_, err := tx.ExecContext(ctx, `UPDATE slots SET planned_ms = ?, reason = ?, project = coalesce(?, project),
-			timeout_ms = coalesce(?, timeout_ms), plan_reason = coalesce(?, plan_reason), updated_ms = ? WHERE key = ?`,
-			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), nullString(s.PlanReason), now.UnixMilli(), s.Key)
+			timeout_ms = coalesce(?, timeout_ms), plan_reason = coalesce(?, plan_reason), deadline_ms = coalesce(?, deadline_ms),
+			updated_ms = ? WHERE key = ?`,
+			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), nullString(s.PlanReason), nullMS(s.Deadline),
+			now.UnixMilli(), s.Key)
 		if err != nil {
 			return false, classify("plan slot", db.path, err)
 		}
@@ -348,6 +351,8 @@ type Filter struct {
 	Since    time.Time // nominal time at or after
 	Until    time.Time // nominal time before
 	Limit    int       // at most this many rows (0: all)
+	Client   string    // only slots this gateway client's requests made
+	Gateway  bool      // only slots gateway requests made (any client)
 }
 
 // History returns the slots matching f, newest nominal time first.
@@ -356,6 +361,12 @@ func (db *DB) History(ctx context.Context, f Filter) ([]Slot, error) {
 	var args []any
 	if f.Schedule != "" {
 		where, args = append(where, "schedule = ?"), append(args, f.Schedule)
+	}
+	if f.Client != "" {
+		where, args = append(where, "client = ?"), append(args, f.Client)
+	}
+	if f.Gateway {
+		where = append(where, "client IS NOT NULL")
 	}
 	if len(f.States) > 0 {
 		where = append(where, "state IN ("+placeholders(len(f.States))+")")

@@ -2,7 +2,8 @@
 // docs/performance.md: trigger throughput and 429s under a saturated backlog (hexcron
 // against a naive token bucket, per window model), the planner's time and memory, the
 // daemon's start-up time, idle CPU and RSS, the wall time of a simulated day, and the
-// SQLite ledger's admissions per second with one and two processes.
+// SQLite ledger's admissions per second with one and two processes, and the trigger
+// gateway's requests per second with their latency.
 //
 //	go run ./cmd/hexbench                        # everything, to stdout
 //	go run ./cmd/hexbench -o docs/performance.md # write the document
@@ -42,6 +43,8 @@ type options struct {
 	counts   []int
 	firings  []int
 	ledgerD  time.Duration
+	gwTime   time.Duration
+	gwConns  []int
 	cmdline  string
 	progress io.Writer
 }
@@ -52,15 +55,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hexbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var only, counts, firings string
+	var only, counts, firings, gwConns string
 	fs.StringVar(&o.out, "o", "", "write the Markdown document to this file (default: print the tables to stdout)")
-	fs.StringVar(&only, "only", "", "comma-separated sections: throughput, planner, daemon, ledger (default all)")
+	fs.StringVar(&only, "only", "", "comma-separated sections: throughput, planner, daemon, ledger, gateway (default all)")
 	fs.Float64Var(&o.speed, "speed", 120, "throughput: virtual seconds per real second of the clock.Scaled the experiment runs on (8 h take 4 min at 120)")
 	fs.Float64Var(&o.hours, "hours", 8, "throughput: simulated hours per run")
 	fs.DurationVar(&o.idle, "idle", time.Minute, "daemon: how long to measure each idle daemon's CPU")
 	fs.StringVar(&counts, "schedules", "10,500,5000", "daemon: schedule counts")
 	fs.StringVar(&firings, "firings", "1000,10000,100000", "planner: firing counts (multiples of 100)")
 	fs.DurationVar(&o.ledgerD, "ledger-time", 2*time.Second, "ledger: how long each admission run lasts")
+	fs.DurationVar(&o.gwTime, "gateway-time", 10*time.Second, "gateway: how long each load lasts")
+	fs.StringVar(&gwConns, "gateway-conns", "1,4,16", "gateway: concurrent connections of the load generator, one run per count")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,6 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	if o.counts, err = ints(counts); err != nil {
 		fmt.Fprintln(stderr, "hexbench: -schedules:", err)
+		return 2
+	}
+	if o.gwConns, err = ints(gwConns); err != nil {
+		fmt.Fprintln(stderr, "hexbench: -gateway-conns:", err)
 		return 2
 	}
 	if o.firings, err = ints(firings); err != nil {
@@ -91,6 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		{"planner", plannerSection},
 		{"daemon", daemonSection},
 		{"ledger", ledgerSection},
+		{"gateway", gatewaySection},
 	}
 	failed := false
 	for _, s := range sections {

@@ -145,7 +145,7 @@ func TestFaultProbabilities(t *testing.T) {
 	a, seqA := count(3)
 	_, seqB := count(3)
 	if strings.Join(seqA, ",") != strings.Join(seqB, ",") {
-		t.Fatal("the same seed drew different faults")
+		t.Fatalf("the same seed drew different faults: %d vs %d requests", len(seqA), len(seqB))
 	}
 	for _, f := range []string{"5xx-after-create", "drop-after-create", ""} {
 		if a[f] < 110 || a[f] > 240 {

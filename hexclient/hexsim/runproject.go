@@ -245,6 +245,9 @@ func (s *Server) runProject(c *call) {
 		full = !conflict && s.cfg.Limits.Kernels >= 0 && s.activeRunsLocked(c.user, c.now) >= s.cfg.Limits.Kernels
 		if !conflict && !full {
 			fault = s.pickFaultLocked()
+			if fault != FaultNone { // in the ledger before the answer: a dropped connection's client may read Requests first
+				s.requests[c.idx].Fault = string(fault)
+			}
 			switch fault {
 			case FaultNone, Fault5xxAfterCreate, FaultDelay, FaultDrop:
 				created = s.createRunLocked(pid, c.user, TriggerAPI, c.now)

@@ -72,8 +72,9 @@ type DB struct {
 	readOnly bool
 	opts     Options
 
-	budgetKey  int64 // advisory lock serialising admissions and lease takeovers
-	migrateKey int64 // advisory lock serialising migrations
+	schema     string // the schema hexcron's tables are in (current_schema())
+	budgetKey  int64  // advisory lock serialising admissions and lease takeovers
+	migrateKey int64  // advisory lock serialising migrations
 }
 
 // IsURL reports whether target names a PostgreSQL database rather than a SQLite file:
@@ -209,6 +210,7 @@ func (db *DB) setUp(ctx context.Context) error {
 	if schema == nil {
 		return fmt.Errorf("open state %s: no schema to use: the search_path names no schema that exists (create one, or set search_path in the URL's options)", db.where)
 	}
+	db.schema = *schema
 	db.budgetKey = lockKey("hexcron ledger " + *schema)
 	db.migrateKey = lockKey("hexcron migrate " + *schema)
 	if db.readOnly {

@@ -17,17 +17,17 @@ import (
 const selectSlot = `SELECT key, schedule, nominal_ms, matrix, kind, planned_ms, state, reason,
 	coalesce(run_id, ''), run_url, trace_id, attempts, last_attempt_ms, last_error,
 	triggered_ms, started_ms, ended_ms, elapsed_ms, project, timeout_ms, created_ms, updated_ms, project_version, coalesce(owner, ''),
-	plan_reason, wait_reason, adopted FROM slots`
+	plan_reason, wait_reason, adopted, coalesce(client, ''), coalesce(idem_key, ''), deadline_ms FROM slots`
 
 func scanSlot(r pgx.Row) (state.Slot, error) {
 	var s state.Slot
 	var nominal, planned, created, updated int64
-	var lastAttempt, triggered, started, ended, elapsed, timeout *int64
+	var lastAttempt, triggered, started, ended, elapsed, timeout, deadline *int64
 	var matrix, kind, st string
 	err := r.Scan(&s.Key, &s.Schedule, &nominal, &matrix, &kind, &planned, &st, &s.Reason,
 		&s.RunID, &s.RunURL, &s.TraceID, &s.Attempts, &lastAttempt, &s.LastError,
 		&triggered, &started, &ended, &elapsed, &s.Project, &timeout, &created, &updated, &s.ProjectVersion, &s.Owner,
-		&s.PlanReason, &s.WaitReason, &s.Adopted)
+		&s.PlanReason, &s.WaitReason, &s.Adopted, &s.Client, &s.IdemKey, &deadline)
 	if err != nil {
 		return state.Slot{}, err
 	}
@@ -38,6 +38,7 @@ func scanSlot(r pgx.Row) (state.Slot, error) {
 	s.Nominal, s.Planned, s.Created, s.Updated = fromMS(nominal), fromMS(planned), fromMS(created), fromMS(updated)
 	s.LastAttempt, s.Triggered = fromNullMS(lastAttempt), fromNullMS(triggered)
 	s.Started, s.Ended = fromNullMS(started), fromNullMS(ended)
+	s.Deadline = fromNullMS(deadline)
 	if elapsed != nil {
 		s.Elapsed = time.Duration(*elapsed) * time.Millisecond
 	}
@@ -71,15 +72,15 @@ func (db *DB) querySlots(ctx context.Context, op, query string, args ...any) ([]
 // alone and 0 is returned.
 func insertSlot(ctx context.Context, q querier, s state.Slot, now time.Time, ifAbsent bool) (int64, error) {
 	query := `INSERT INTO slots (key, schedule, nominal_ms, matrix, kind, planned_ms,
-		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, plan_reason, created_ms, updated_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $14, $14)`
+		state, reason, attempts, last_attempt_ms, project, timeout_ms, owner, plan_reason, client, idem_key, deadline_ms, created_ms, updated_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, $17, $18, $14, $14)`
 	if ifAbsent {
 		query += " ON CONFLICT (key) DO NOTHING"
 	}
 	tag, err := q.Exec(ctx, query,
 		s.Key, s.Schedule, s.Nominal.UnixMilli(), state.MatrixText(s.Matrix), string(s.Kind), s.Planned.UnixMilli(),
 		string(s.State), s.Reason, s.Attempts, nullMS(s.LastAttempt), s.Project, nullDuration(s.Timeout),
-		nullString(s.Owner), now.UnixMilli(), s.PlanReason)
+		nullString(s.Owner), now.UnixMilli(), s.PlanReason, nullString(s.Client), nullString(s.IdemKey), nullMS(s.Deadline))
 	return tag.RowsAffected(), err
 }
 
@@ -104,9 +105,10 @@ func (db *DB) PlanSlot(ctx context.Context, s state.Slot, now time.Time) (bool, 
 			return nil
 		}
 		_, err = tx.Exec(ctx, `UPDATE slots SET planned_ms = $1, reason = $2, project = coalesce($3, project),
-			timeout_ms = coalesce($4, timeout_ms), plan_reason = coalesce($7, plan_reason), updated_ms = $5
-			WHERE key = $6 AND state = 'planned'`,
-			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), now.UnixMilli(), s.Key, nullString(s.PlanReason))
+			timeout_ms = coalesce($4, timeout_ms), plan_reason = coalesce($7, plan_reason), deadline_ms = coalesce($8, deadline_ms),
+			updated_ms = $5 WHERE key = $6 AND state = 'planned'`,
+			s.Planned.UnixMilli(), s.Reason, nullString(s.Project), nullDuration(s.Timeout), now.UnixMilli(), s.Key, nullString(s.PlanReason),
+			nullMS(s.Deadline))
 		return d(err)
 	})
 	return created, err
@@ -284,6 +286,12 @@ func (db *DB) History(ctx context.Context, f state.Filter) ([]state.Slot, error)
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	if f.Schedule != "" {
 		where = append(where, "schedule = "+arg(f.Schedule))
+	}
+	if f.Client != "" {
+		where = append(where, "client = "+arg(f.Client))
+	}
+	if f.Gateway {
+		where = append(where, "client IS NOT NULL")
 	}
 	if len(f.States) > 0 {
 		where = append(where, "state = ANY("+arg(stateNames(f.States))+")")

@@ -52,6 +52,10 @@ type Store interface {
 	ClearPause(ctx context.Context, schedule string, now time.Time) (state.Pause, bool, error)
 	Pauses(ctx context.Context, now time.Time) ([]state.Pause, error)
 	PrunePauses(ctx context.Context, now time.Time) (int64, error)
+	Submit(ctx context.Context, sub state.Submission, now, since time.Time, quota func([]time.Time) time.Duration) (state.Submitted, error)
+	QueuedRequests(ctx context.Context) ([]state.Queued, error)
+	PruneIdempotency(ctx context.Context, now time.Time) (int64, error)
+	SlotOfRun(ctx context.Context, runID string) (state.Slot, error)
 }
 
 // Backend opens databases for the suite.
@@ -86,6 +90,11 @@ func Run(t *testing.T, be Backend) {
 	t.Run("PruneOwners", func(t *testing.T) { testPruneOwners(t, be) })
 	t.Run("SlotStory", func(t *testing.T) { testSlotStory(t, be) })
 	t.Run("Pauses", func(t *testing.T) { testPauses(t, be) })
+	t.Run("GatewaySubmit", func(t *testing.T) { testSubmit(t, be) })
+	t.Run("GatewaySubmitQuota", func(t *testing.T) { testSubmitQuota(t, be) })
+	t.Run("GatewaySubmitOneKey", func(t *testing.T) { testSubmitOneKey(t, be) })
+	t.Run("GatewayQuotaConcurrent", func(t *testing.T) { testQuotaConcurrent(t, be) })
+	t.Run("GatewayIdempotencyTTL", func(t *testing.T) { testIdempotencyTTL(t, be) })
 }
 
 // t0 is an arbitrary instant the tests measure from.
