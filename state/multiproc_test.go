@@ -66,10 +66,14 @@ func TestTwoProcessesShareOneBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Both processes must have been calling Admit against each other for the check to
+	// mean anything; which of them wins the admissions is up to the OS scheduler and
+	// SQLite's busy handler (on a loaded machine one process can win nearly all of them,
+	// and that is no fault: the union below is what must hold).
 	total := 0
 	for _, r := range res {
-		if r.Admitted == 0 {
-			t.Errorf("process %d admitted nothing (%d calls): not a real race", r.PID, r.Calls)
+		if r.Calls < 10 {
+			t.Errorf("process %d made %d Admit calls: not a real race", r.PID, r.Calls)
 		}
 		total += r.Admitted
 	}
