@@ -20,7 +20,7 @@ import (
 	"hexcron/scheduler"
 )
 
-const checkUsage = `Usage: hexcron check [--config FILE] [--json] [--dry-run [--db FILE]]
+const checkUsage = `Usage: hexcron check [--config FILE] [--json] [--dry-run [--db FILE|URL]]
 
 The first contact with a real workspace: run it before the first start, and in CI.
 With the daemon's credentials and through the same read budget it asks Hex

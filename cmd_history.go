@@ -16,7 +16,7 @@ import (
 	"hexcron/state"
 )
 
-var historyUsage = `Usage: hexcron history [--db FILE] [--schedule NAME] [--client NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
+var historyUsage = `Usage: hexcron history [--db FILE|URL] [--schedule NAME] [--client NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
        hexcron history --slot KEY [--db FILE] [--json]
 
 The slots the daemon (and hexcron trigger) recorded, newest nominal instant first:

@@ -12,7 +12,7 @@ import (
 	"hexcron/state"
 )
 
-const nextUsage = `Usage: hexcron next [--n 20] [--horizon 48h] [--db FILE] [--config FILE] [--json]
+const nextUsage = `Usage: hexcron next [--n 20] [--horizon 48h] [--db FILE|URL] [--config FILE] [--json]
 
 The coming firings, soonest first, as the daemon plans them (like systemctl
 list-timers): the planned instant, how long until it, the nominal (cron) instant, the

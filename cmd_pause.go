@@ -14,7 +14,7 @@ import (
 	"hexcron/state"
 )
 
-const pauseUsage = `Usage: hexcron pause NAME [--for D | --until T] [--reason TEXT] [--db FILE] [--config FILE]
+const pauseUsage = `Usage: hexcron pause NAME [--for D | --until T] [--reason TEXT] [--db FILE|URL] [--config FILE]
 
 Pause schedule NAME without editing the config: the pause is stored in the database,
 so it holds across reloads and restarts, and the running daemon applies it within
@@ -35,7 +35,7 @@ Exit codes: 0 paused, 1 unknown schedule or database error, 2 usage.
 Flags:
 `
 
-const resumeUsage = `Usage: hexcron resume NAME [--db FILE] [--config FILE]
+const resumeUsage = `Usage: hexcron resume NAME [--db FILE|URL] [--config FILE]
 
 End the pause of schedule NAME ("hexcron pause"): the running daemon fires it again
 within seconds, from its next planned firing (firings skipped while it was paused are

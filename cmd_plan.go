@@ -24,7 +24,7 @@ func cmdPlan(e *env, args []string) int {
 	verbose := fs.Bool("verbose", false, "list every warning and every firing that cannot be placed")
 	dbPath := fs.String("db", "", "count the trigger attempts already in this database's ledger: a SQLite file or a postgres:// URL (opened read-only; it must exist)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: hexcron plan --config FILE [--from RFC3339] [--horizon 24h] [--db FILE] [--json] [--verbose]
+		fmt.Fprint(fs.Output(), `Usage: hexcron plan --config FILE [--from RFC3339] [--horizon 24h] [--db FILE|URL] [--json] [--verbose]
 
 Expands every schedule (and matrix value) over [from, from+horizon) and places each
 firing inside its window where the trigger budget admits it: the same rules, reserves,

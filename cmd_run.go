@@ -25,7 +25,7 @@ import (
 	"hexcron/state"
 )
 
-const runUsage = `Usage: hexcron run [--config FILE] [--db FILE] [flags]
+const runUsage = `Usage: hexcron run [--config FILE] [--db FILE|URL] [flags]
 
 Run the daemon: plan every schedule under Hex's caps, fire each firing at its planned
 instant, track the runs, and keep every slot in the database.
@@ -170,6 +170,9 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	// The gateway's client token files are read at start and at every reload; their
 	// tokens only join the Hex client's redactor (they are kept as SHA-256 digests).
 	var gwSecrets gatewaySecrets
+	// latest is the last config loaded without error (at start or a reload): a new term
+	// of leadership builds its Hex client from it, as its daemon plans from it.
+	var latest atomic.Pointer[planner.Config]
 	load := func() (*planner.Config, error) {
 		conf, err := loadConfig(f.config)
 		if err != nil {
@@ -180,6 +183,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 			return nil, &configError{err}
 		}
 		gwSecrets.add(tokens)
+		latest.Store(conf)
 		return conf, nil
 	}
 	conf, err := load()
@@ -274,7 +278,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 		if metrics != nil {
 			hcfg.Observer = metrics
 		}
-		hc, err := hexclient.New(scheduler.ClientConfig(conf, hcfg))
+		hc, err := hexclient.New(scheduler.ClientConfig(latest.Load(), hcfg))
 		if err != nil {
 			return nil, err
 		}

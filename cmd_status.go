@@ -17,7 +17,7 @@ import (
 	"hexcron/state"
 )
 
-const statusUsage = `Usage: hexcron status [--db FILE] [--config FILE] [--wide] [--json]
+const statusUsage = `Usage: hexcron status [--db FILE|URL] [--config FILE] [--wide] [--json]
 
 Per schedule: the last run (nominal instant, state, elapsed time, reason), the next
 planned firing, the pauses ("hexcron pause"), and the trigger budget used in each

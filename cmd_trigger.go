@@ -19,7 +19,7 @@ import (
 	"hexcron/state"
 )
 
-const triggerUsage = `Usage: hexcron trigger NAME [--config FILE] [--db FILE] [--param k=v ...] [--wait] [--timeout D]
+const triggerUsage = `Usage: hexcron trigger NAME [--config FILE] [--db FILE|URL] [--param k=v ...] [--wait] [--timeout D]
        hexcron trigger --gateway URL --token-file FILE (NAME | --project ID) [--param k=v ...]
                        [--wait] [--timeout D] [--idempotency-key K] [--retry-for D]
 
