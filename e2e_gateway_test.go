@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +56,7 @@ type gwEnv struct {
 	base    string // the gateway's root URL
 	metrics string // the daemon's metrics address
 	client  *http.Client
+	args    []string // more flags for the daemon
 }
 
 // startGateway writes a config with the gateway's clients ci (token file, the e2e
@@ -98,7 +100,7 @@ func newGateway(t *testing.T, simYAML, ciExtra, tlsLines string, schedules ...st
 // start starts (or restarts) the daemon and learns the gateway's address.
 func (e *gwEnv) start(t *testing.T) {
 	t.Helper()
-	e.d = startDaemon(t, []string{e2eToken}, "--config", e.cfg, "--db", e.db, "--metrics-addr", "127.0.0.1:0")
+	e.d = startDaemon(t, []string{e2eToken}, append([]string{"--config", e.cfg, "--db", e.db, "--metrics-addr", "127.0.0.1:0"}, e.args...)...)
 	waitFor(t, 20*time.Second, "the daemon to run", func() bool { return len(e.d.logLines("hexcron running")) > 0 })
 	gw := e.d.logLines("serving the trigger gateway")
 	ms := e.d.logLines("serving metrics")
@@ -372,6 +374,61 @@ func TestE2EPostgresGatewayIdempotency(t *testing.T) {
 	e.db = pgtest.NewURL(t)
 	e.start(t)
 	testE2EGatewayIdempotency(t, e)
+}
+
+// TestE2EPostgresGatewayStandby: two daemons with the gateway on one PostgreSQL. The
+// standby's gateway refuses with 503 and Retry-After (only the leader admits, and a
+// retry may find a new one) and starts nothing; when the leader is killed, the standby
+// leads and its gateway answers with a run, and a retry of the leader's keyed request
+// gets the leader's run back.
+func TestE2EPostgresGatewayStandby(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	const ttl = 3 * time.Second
+	e := newGateway(t, fastSim, "", "")
+	e.db = pgtest.NewURL(t)
+	e.args = []string{"--lease-ttl", ttl.String()}
+	e.start(t)
+	leader, leaderBase := e.d, e.base
+	path := "/api/v1/projects/" + e2eProject + "/runs"
+	_, raw, first := e.call(t, "POST", path, gwToken, `{"inputParams": {"build": 7}}`, "Idempotency-Key", "build-7")
+	if first["runId"] == nil {
+		t.Fatalf("the leader's gateway: %s", raw)
+	}
+
+	// A second daemon on the same database: it stands by, and serves its gateway.
+	e.d = startDaemon(t, []string{e2eToken}, append([]string{"--config", e.cfg, "--db", e.db}, e.args...)...)
+	waitFor(t, 30*time.Second, "the second daemon to stand by", func() bool {
+		return strings.Contains(e.d.stderr.String(), `"msg":"standing by: hexcron on`) && len(e.d.logLines("serving the trigger gateway")) == 1
+	})
+	e.base = "http://" + e.d.logLines("serving the trigger gateway")[0]["addr"].(string)
+	if e.base == leaderBase {
+		t.Fatalf("both gateways on %s", e.base)
+	}
+	resp, raw, _ := e.call(t, "POST", path, gwToken, `{"inputParams": {"build": 8}}`, "Idempotency-Key", "build-8")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(raw), "stands by") {
+		t.Fatalf("the standby's gateway: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+	if n := e.runsOf(t, e2eProject); n != 1 {
+		t.Fatalf("hexsim has %d runs, want the leader's 1", n)
+	}
+
+	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ttl+15*time.Second, "the standby to lead", func() bool { return len(e.d.logLines("this daemon leads: it took the lease")) > 0 })
+	resp, raw, v := e.call(t, "POST", path, gwToken, `{"inputParams": {"build": 8}}`, "Idempotency-Key", "build-8")
+	if resp.StatusCode != 201 || v["runId"] == nil {
+		t.Fatalf("the new leader's gateway: %d %s", resp.StatusCode, raw)
+	}
+	_, raw, again := e.call(t, "POST", path, gwToken, `{"inputParams": {"build": 7}}`, "Idempotency-Key", "build-7")
+	if again["runId"] != first["runId"] {
+		t.Fatalf("the old leader's keyed request retried on the new leader: %s, want run %v", raw, first["runId"])
+	}
+	if n := e.runsOf(t, e2eProject); n != 2 {
+		t.Errorf("hexsim has %d runs, want 2 (one per key)", n)
+	}
 }
 
 func testE2EGatewayIdempotency(t *testing.T, e *gwEnv) {
