@@ -305,43 +305,7 @@ func TestE2EPostgresCrashLoop(t *testing.T) {
 	t.Logf("PostgreSQL crash loop seed %d (HEXCRON_CRASHLOOP_SEED=%d reproduces it), %d kills, lease TTL %v", seed, seed, kills, ttl)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x9e5))
 
-	sim := startSimProc(t, fmt.Sprintf(`seed: %d
-tokens: [%s]
-limits:
-  trigger: [{limit: %d, per: %s}, {limit: %d, per: %s}]
-  window: rolling
-  status: [{limit: 6000, per: 1m}]
-  all_calls: [{limit: 6000, per: 1m}]
-runs:
-  pending: 200ms
-  running: 500ms
-  running_jitter: 2s
-  outcomes: {COMPLETED: 85, ERRORED: 10, KILLED: 5}
-faults:
-  probabilities: {5xx-after-create: 0.03, drop-after-create: 0.02, 5xx-before-create: 0.02}
-`, seed, clToken, clRules[0].limit, clRules[0].per, clRules[1].limit, clRules[1].per))
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "schedules.yaml")
-	conf := fmt.Sprintf(`hex:
-  base_url: %s
-budget:
-  triggers:
-    - {limit: %d, per: %s}
-    - {limit: %d, per: %s}
-  reads:
-    - {limit: 600, per: 1m}
-defaults:
-  window: 10s
-  timeout: 1m
-  overlap: allow
-schedules:
-  - {name: tick, project: %s, cron: "*/3 * * * * *", window: 6s}
-  - {name: fan, project: %s, cron: "*/10 * * * * *", window: 15s, matrix: {region: [emea, amer]}}
-  - {name: adhoc, project: %s, cron: "0 0 0 1 1 *", window: 20s}
-`, sim.base, clRules[0].limit, clRules[0].per, clRules[1].limit, clRules[1].per, clProjectTick, clProjectFan, clProjectAdhoc)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	sim, dir, cfg := crashLoopSetup(t, seed)
 	env := cleanEnv("HEX_API_TOKEN=" + clToken)
 	args := []string{"--config", cfg, "--db", url, "--lease-ttl", ttl.String()}
 	t.Cleanup(func() {
