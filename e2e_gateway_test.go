@@ -417,7 +417,9 @@ func TestE2EPostgresGatewayStandby(t *testing.T) {
 	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ttl+15*time.Second, "the standby to lead", func() bool { return len(e.d.logLines("this daemon leads: it took the lease")) > 0 })
+	// Between taking the lease and running (recovery, the plan) the gateway answers 503
+	// "starting"; a client retries that like any 503.
+	waitFor(t, ttl+15*time.Second, "the standby to lead and run", func() bool { return len(e.d.logLines("hexcron running")) > 0 })
 	resp, raw, v := e.call(t, "POST", path, gwToken, `{"inputParams": {"build": 8}}`, "Idempotency-Key", "build-8")
 	if resp.StatusCode != 201 || v["runId"] == nil {
 		t.Fatalf("the new leader's gateway: %d %s", resp.StatusCode, raw)
