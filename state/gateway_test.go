@@ -17,10 +17,10 @@ func TestMigrateToGateway(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hexcron.db")
 	raw := rawDB(t, path)
 	for _, m := range migrations() {
-		if m.version > 8 {
+		if m.Version > 8 {
 			break
 		}
-		mustExec(t, raw, m.sql)
+		mustExec(t, raw, m.SQL)
 	}
 	mustExec(t, raw, fmt.Sprintf("PRAGMA user_version = 8; PRAGMA application_id = %d", applicationID))
 	mustExec(t, raw, `INSERT INTO slots (key, schedule, nominal_ms, kind, planned_ms, state, created_ms, updated_ms)

@@ -16,20 +16,23 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
+// Migration is one embedded schema migration: the version its file name starts with
+// (NNNN_what.sql), the file's name and its SQL.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
 }
 
-// migrations returns the embedded migrations in version order. The embedded files are
-// checked by TestMigrationsWellFormed, so a malformed name is a build-time bug.
-func migrations() []migration {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+// ReadMigrations returns the migrations in fsys's directory migrations/, in version
+// order. The files are embedded and checked by each backend's tests, so a malformed
+// name is a build-time bug: it panics. state/postgres reads its own with it.
+func ReadMigrations(fsys fs.FS) []Migration {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		panic(err)
 	}
-	var ms []migration
+	var ms []Migration
 	for _, n := range names {
 		base := strings.TrimPrefix(n, "migrations/")
 		num, _, _ := strings.Cut(base, "_")
@@ -37,20 +40,23 @@ func migrations() []migration {
 		if err != nil {
 			panic(fmt.Sprintf("state: migration %s: name must start with a version number", n))
 		}
-		b, err := migrationFS.ReadFile(n)
+		b, err := fs.ReadFile(fsys, n)
 		if err != nil {
 			panic(err)
 		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+		ms = append(ms, Migration{Version: v, Name: base, SQL: string(b)})
 	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	return ms
 }
+
+// migrations returns this backend's embedded migrations in version order.
+func migrations() []Migration { return ReadMigrations(migrationFS) }
 
 // latestVersion is the schema version this binary creates and understands.
 func latestVersion() int {
 	ms := migrations()
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // SchemaVersion returns the database's schema version (PRAGMA user_version).
@@ -74,7 +80,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (db *DB) apply(ctx context.Context, m migration) error {
+func (db *DB) apply(ctx context.Context, m Migration) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return classify("migrate state", db.path, err)
@@ -84,17 +90,17 @@ func (db *DB) apply(ctx context.Context, m migration) error {
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return classify("migrate state", db.path, err)
 	}
-	if v >= m.version {
+	if v >= m.Version {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return classify("migrate state "+m.name, db.path, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return classify("migrate state "+m.Name, db.path, err)
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d; PRAGMA application_id = %d", m.version, applicationID)); err != nil {
-		return classify("migrate state "+m.name, db.path, err)
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d; PRAGMA application_id = %d", m.Version, applicationID)); err != nil {
+		return classify("migrate state "+m.Name, db.path, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return classify("migrate state "+m.name, db.path, err)
+		return classify("migrate state "+m.Name, db.path, err)
 	}
 	return nil
 }

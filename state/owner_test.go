@@ -18,7 +18,7 @@ func TestMigrateV1ToOwners(t *testing.T) {
 	ctx := context.Background()
 	path := t.TempDir() + "/hexcron.db"
 	raw := rawDB(t, path)
-	mustExec(t, raw, migrations()[0].sql)
+	mustExec(t, raw, migrations()[0].SQL)
 	mustExec(t, raw, "PRAGMA user_version = 1; PRAGMA application_id = 1751480419")
 	mustExec(t, raw, `INSERT INTO slots (key, schedule, nominal_ms, kind, planned_ms, state, attempts, created_ms, updated_ms)
 		VALUES ('report@2026-11-30T11:30:00Z', 'report', 1, 'scheduled', 1, 'triggering', 1, 1, 1)`)

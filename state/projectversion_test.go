@@ -16,10 +16,10 @@ func TestMigrateKeepsSlotsAndAddsProjectVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hexcron.db")
 	raw := rawDB(t, path)
 	v1 := migrations()[0]
-	if v1.version != 1 {
-		t.Fatalf("first migration is %s", v1.name)
+	if v1.Version != 1 {
+		t.Fatalf("first migration is %s", v1.Name)
 	}
-	mustExec(t, raw, v1.sql)
+	mustExec(t, raw, v1.SQL)
 	mustExec(t, raw, fmt.Sprintf("PRAGMA user_version = 1; PRAGMA application_id = %d", applicationID))
 	mustExec(t, raw, `INSERT INTO slots (key, schedule, nominal_ms, kind, planned_ms, state, run_id, run_url, created_ms, updated_ms)
 		VALUES ('daily@2026-03-02T07:00:00Z', 'daily', 1772434800000, 'scheduled', 1772434800000, 'triggered', 'run-1', 'https://app.hex.tech/r', 1, 1)`)

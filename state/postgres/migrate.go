@@ -4,10 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -21,39 +17,13 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func migrations() []migration {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		panic(err)
-	}
-	var ms []migration
-	for _, n := range names {
-		base := strings.TrimPrefix(n, "migrations/")
-		num, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if err != nil {
-			panic(fmt.Sprintf("postgres: migration %s: name must start with a version number", n))
-		}
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			panic(err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms
-}
+// migrations returns this backend's embedded migrations in version order.
+func migrations() []state.Migration { return state.ReadMigrations(migrationFS) }
 
 // LatestVersion is the schema version this binary creates and understands.
 func LatestVersion() int {
 	ms := migrations()
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // SchemaVersion returns the database's schema version.
@@ -138,13 +108,13 @@ func (db *DB) migrate(ctx context.Context) error {
 			return err
 		}
 		for _, m := range migrations() {
-			if m.version <= f.version {
+			if m.Version <= f.version {
 				continue
 			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migrate state %s %s: %w", db.where, m.name, db.classify(ctx, "apply", err))
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migrate state %s %s: %w", db.where, m.Name, db.classify(ctx, "apply", err))
 			}
-			if _, err := tx.Exec(ctx, "UPDATE hexcron_schema SET version = $1 WHERE id = 1", m.version); err != nil {
+			if _, err := tx.Exec(ctx, "UPDATE hexcron_schema SET version = $1 WHERE id = 1", m.Version); err != nil {
 				return d(err)
 			}
 		}
