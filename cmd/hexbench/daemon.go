@@ -25,26 +25,15 @@ func daemonSection(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "hexcron")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v: %s", err, out)
-	}
-	sim := exec.CommandContext(ctx, bin, "sim", "--addr", "127.0.0.1:0")
-	simOut, err := sim.StdoutPipe()
+	bin, err := buildHexcron(ctx, dir)
 	if err != nil {
 		return err
 	}
-	sim.Stderr = io.Discard
-	if err := sim.Start(); err != nil {
+	base, stopSim, err := startSim(ctx, bin)
+	if err != nil {
 		return err
 	}
-	defer func() { sim.Process.Signal(syscall.SIGTERM); sim.Wait() }()
-	line, err := bufio.NewReader(simOut).ReadString('\n')
-	base := strings.TrimSpace(strings.TrimPrefix(line, "hexcron sim: listening on "))
-	if err != nil || !strings.HasPrefix(base, "http://") {
-		return fmt.Errorf("hexcron sim printed %q: %v", line, err)
-	}
-	go io.Copy(io.Discard, simOut)
+	defer stopSim()
 
 	type daemon struct {
 		n       int
@@ -232,4 +221,36 @@ func rssKiB(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// buildHexcron builds the hexcron binary of the working tree into dir.
+func buildHexcron(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "hexcron")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v: %s", err, out)
+	}
+	return bin, nil
+}
+
+// startSim starts `hexcron sim` on a free loopback port (more flags in args) and returns
+// its base URL and a function that stops it.
+func startSim(ctx context.Context, bin string, args ...string) (string, func(), error) {
+	sim := exec.CommandContext(ctx, bin, append([]string{"sim", "--addr", "127.0.0.1:0"}, args...)...)
+	simOut, err := sim.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	sim.Stderr = io.Discard
+	if err := sim.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { sim.Process.Signal(syscall.SIGTERM); sim.Wait() }
+	line, err := bufio.NewReader(simOut).ReadString('\n')
+	base := strings.TrimSpace(strings.TrimPrefix(line, "hexcron sim: listening on "))
+	if err != nil || !strings.HasPrefix(base, "http://") {
+		stop()
+		return "", nil, fmt.Errorf("hexcron sim printed %q: %v", line, err)
+	}
+	go io.Copy(io.Discard, simOut)
+	return base, stop, nil
 }

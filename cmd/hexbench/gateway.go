@@ -30,9 +30,9 @@ func gatewaySection(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "hexcron")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v: %s", err, out)
+	bin, err := buildHexcron(ctx, dir)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "### Trigger gateway\n\n`hexcron run` serving its gateway on loopback (plain HTTP), against `hexcron sim` with Hex's "+
 		"limits; hexbench, a second process, is the load generator: n connections, each sending `POST /api/v1/projects/ID/runs` "+
@@ -58,22 +58,11 @@ func gatewayRun(ctx context.Context, o options, w io.Writer, bin, dir string, co
 	if err := os.WriteFile(simCfg, []byte("runs:\n  pending: 1s\n  running: 5s\n"), 0o644); err != nil {
 		return err
 	}
-	sim := exec.CommandContext(ctx, bin, "sim", "--addr", "127.0.0.1:0", "--config", simCfg)
-	simOut, err := sim.StdoutPipe()
+	base, stopSim, err := startSim(ctx, bin, "--config", simCfg)
 	if err != nil {
 		return err
 	}
-	sim.Stderr = io.Discard
-	if err := sim.Start(); err != nil {
-		return err
-	}
-	defer func() { sim.Process.Signal(syscall.SIGTERM); sim.Wait() }()
-	line, err := bufio.NewReader(simOut).ReadString('\n')
-	base := strings.TrimSpace(strings.TrimPrefix(line, "hexcron sim: listening on "))
-	if err != nil || !strings.HasPrefix(base, "http://") {
-		return fmt.Errorf("hexcron sim printed %q: %v", line, err)
-	}
-	go io.Copy(io.Discard, simOut)
+	defer stopSim()
 
 	const token = "hexbench-gateway-client-token"
 	if err := os.WriteFile(filepath.Join(dir, "bench.token"), []byte(token), 0o600); err != nil {
