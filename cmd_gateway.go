@@ -239,25 +239,7 @@ func (b *gatewayBackend) Cancel(ctx context.Context, client, runID string) (gate
 // runOf is a slot's run as the gateway answers it.
 func runOf(s state.Slot) gateway.Run {
 	return gateway.Run{ProjectID: s.Project, RunID: s.RunID, RunURL: s.RunURL, TraceID: s.TraceID, ProjectVersion: s.ProjectVersion,
-		Status: hexStatusOf(s.State), Started: s.Started, Ended: s.Ended, Elapsed: s.Elapsed, Slot: s.Key, Schedule: s.Schedule}
-}
-
-// hexStatusOf is the Hex run status the gateway reports for a slot state. A run
-// hexcron lost track of (unknown) is reported ERRORED: nobody can say it completed.
-func hexStatusOf(s state.State) string {
-	switch s {
-	case state.StateRunning:
-		return "RUNNING"
-	case state.StateCompleted:
-		return "COMPLETED"
-	case state.StateErrored, state.StateUnknown:
-		return "ERRORED"
-	case state.StateKilled, state.StateTimedOut:
-		return "KILLED"
-	case state.StateUnableToAllocate:
-		return "UNABLE_TO_ALLOCATE_KERNEL"
-	}
-	return "PENDING"
+		Status: string(scheduler.StatusOfState(s.State)), Started: s.Started, Ended: s.Ended, Elapsed: s.Elapsed, Slot: s.Key, Schedule: s.Schedule}
 }
 
 // runRequestOf is the RunProject body of a gateway request.

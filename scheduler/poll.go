@@ -247,6 +247,26 @@ func StateOfStatus(status hexclient.Status) (state.State, bool) {
 	return "", false
 }
 
+// StatusOfState is StateOfStatus the other way: the Hex run status a slot state stands
+// for (the trigger gateway answers run status from hexcron's tracking with it). A run
+// hexcron lost track of (unknown) is ERRORED: nobody can say it completed; a run
+// hexcron cancelled at its timeout is KILLED; a slot not yet running is PENDING.
+func StatusOfState(s state.State) hexclient.Status {
+	switch s {
+	case state.StateRunning:
+		return hexclient.StatusRunning
+	case state.StateCompleted:
+		return hexclient.StatusCompleted
+	case state.StateErrored, state.StateUnknown:
+		return hexclient.StatusErrored
+	case state.StateKilled, state.StateTimedOut:
+		return hexclient.StatusKilled
+	case state.StateUnableToAllocate:
+		return hexclient.StatusUnableToAllocateKernel
+	}
+	return hexclient.StatusPending
+}
+
 // RunEnd is how a run Hex reports ended is recorded at now: the state its status maps
 // to (StateUnknown for a status hexcron does not know), the reason "hex status S",
 // Hex's start, end (now when Hex gives none), elapsed time (end minus start when Hex
