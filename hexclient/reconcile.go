@@ -56,12 +56,6 @@ func (c *Client) hasPendingLocked(project string) bool {
 	return slices.ContainsFunc(c.pending, func(p *pending) bool { return p.project == project })
 }
 
-func (c *Client) beginInflight(project string) {
-	c.mu.Lock()
-	c.inflight[project]++
-	c.mu.Unlock()
-}
-
 func (c *Client) endInflight(project string) {
 	c.mu.Lock()
 	c.inflight[project]--

@@ -10,8 +10,6 @@ import (
 	"time"
 )
 
-const ttl = 15 * time.Second
-
 // TestMigrateV1ToOwners: a version-1 database with a slot left triggering is migrated:
 // the slot keeps its row (owner unknown), the lease starts at epoch 0.
 func TestMigrateV1ToOwners(t *testing.T) {
