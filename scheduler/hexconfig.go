@@ -13,10 +13,7 @@ func ClientLimits(conf *planner.Config) (hexclient.Budget, hexclient.ReadLimits)
 	b := conf.Budget.Trigger() // the model the plan places firings by
 	reads := hexclient.DefaultReadLimits()
 	if len(conf.Budget.Reads) > 0 {
-		reads.Status = nil
-		for _, r := range conf.Budget.Reads {
-			reads.Status = append(reads.Status, r)
-		}
+		reads.Status = append([]hexclient.Rule(nil), conf.Budget.Reads...)
 	}
 	return b, reads
 }
