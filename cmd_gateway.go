@@ -76,7 +76,6 @@ func resolveGatewayTokens(conf *planner.Config) ([]string, error) {
 type gatewaySecrets struct {
 	mu       sync.Mutex
 	tokens   []string
-	seen     map[string]bool
 	redactor *hexclient.Redactor // the Hex client in force; nil before the first
 }
 
@@ -85,13 +84,9 @@ func (g *gatewaySecrets) add(tokens []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, t := range tokens {
-		if g.seen[t] {
+		if slices.Contains(g.tokens, t) {
 			continue
 		}
-		if g.seen == nil {
-			g.seen = map[string]bool{}
-		}
-		g.seen[t] = true
 		g.tokens = append(g.tokens, t)
 		if g.redactor != nil {
 			g.redactor.Add(t)
@@ -99,18 +94,14 @@ func (g *gatewaySecrets) add(tokens []string) {
 	}
 }
 
-// all returns every token recorded, for a new Hex client's Secrets.
-func (g *gatewaySecrets) all() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.tokens)
-}
-
-// follow makes r (a new Hex client's redactor, made with all()) the one that gets the
-// tokens later reloads read.
+// follow gives r (a new Hex client's redactor) every token recorded, and makes it the
+// one that gets the tokens later reloads read.
 func (g *gatewaySecrets) follow(r *hexclient.Redactor) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for _, t := range g.tokens {
+		r.Add(t)
+	}
 	g.redactor = r
 }
 

@@ -17,7 +17,7 @@ import (
 )
 
 var historyUsage = `Usage: hexcron history [--db FILE|URL] [--schedule NAME] [--client NAME] [--since 24h] [--state S[,S...]] [--limit N] [--json]
-       hexcron history --slot KEY [--db FILE] [--json]
+       hexcron history --slot KEY [--db FILE|URL] [--json]
 
 The slots the daemon (and hexcron trigger) recorded, newest nominal instant first:
 each with its schedule, state, reason, run id and URL, trigger time and attempts, and

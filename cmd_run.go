@@ -274,7 +274,7 @@ func daemon(ctx context.Context, e *env, f runFlags, log *slog.Logger, reload <-
 	// term builds the daemon of one term of leadership, under tenure.
 	term := func(tenure *scheduler.Tenure) (*scheduler.Daemon, error) {
 		hcfg := hexclient.Config{BaseURL: baseURL, Token: token, Version: versionString(), Clock: clk, Logger: log,
-			Ledger: scheduler.Ledger{DB: db, Tenure: tenure}, Secrets: append(dbSecrets(db), gwSecrets.all()...)}
+			Ledger: scheduler.Ledger{DB: db, Tenure: tenure}, Secrets: dbSecrets(db)}
 		if metrics != nil {
 			hcfg.Observer = metrics
 		}
